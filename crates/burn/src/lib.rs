@@ -1,0 +1,1 @@
+//! Burn engine (placeholder while the workspace is laid out).

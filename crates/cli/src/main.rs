@@ -1,0 +1,71 @@
+//! The `greenlab` command: one binary that wires the library crates together.
+//!
+//! Every subcommand lives in its own module under `cmd/`, exposing a clap `Args` struct and a
+//! `run` function that returns the process exit code. Only this crate uses `anyhow`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Energy as a first-class metric of deep-learning training.
+#[derive(Parser, Debug)]
+#[command(name = "greenlab", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a command and measure the energy it used (and its children).
+    Measure(cmd::measure::Args),
+    /// Train one of the paper's networks and report accuracy, time and energy.
+    Train(cmd::train::Args),
+    /// Attribute time and energy of training steps to layers and layer types.
+    Profile(cmd::profile::Args),
+    /// Run a hyperparameter study (grid, random, quasi-random, Bayesian, TPE, ...).
+    Tune(cmd::tune::Args),
+    /// Join an existing study as a worker, from any machine that reaches its storage.
+    Worker(cmd::worker::Args),
+    /// Inspect studies: list, show, export.
+    Study(cmd::study::Args),
+    /// Compare tuning strategies by accuracy reached per joule.
+    Compare(cmd::compare::Args),
+    /// Run a factorial architecture experiment with ANOVA, Tukey HSD and Kruskal-Wallis.
+    Factorial(cmd::factorial::Args),
+    /// Statistics on any CSV table: anova, tukey, kruskal.
+    Stats(cmd::stats::Args),
+    /// Accuracy against energy: Pareto front and diminishing returns.
+    Tradeoff(cmd::tradeoff::Args),
+    /// Reproduce the paper's two studies on real Fashion-MNIST and write a report.
+    Replicate(cmd::replicate::Args),
+    /// Write an HTML (or Markdown/JSON) report for a run folder or a study.
+    Report(cmd::report::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Measure(args) => cmd::measure::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Profile(args) => cmd::profile::run(args),
+        Command::Tune(args) => cmd::tune::run(args),
+        Command::Worker(args) => cmd::worker::run(args),
+        Command::Study(args) => cmd::study::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
+        Command::Factorial(args) => cmd::factorial::run(args),
+        Command::Stats(args) => cmd::stats::run(args),
+        Command::Tradeoff(args) => cmd::tradeoff::run(args),
+        Command::Replicate(args) => cmd::replicate::run(args),
+        Command::Report(args) => cmd::report::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
