@@ -1,1 +1,20 @@
-//! greenlab-tune.
+//! greenlab-tune: energy-aware hyperparameter tuning.
+//!
+//! A *study* explores a [`SearchSpace`] with a [`Sampler`], may stop bad trials early with a
+//! [`Pruner`], and keeps every trial — parameters, state, intermediate values and the energy it
+//! cost — in a [`Storage`]. Storages live in `greenlab-store` (SQLite, PostgreSQL); this crate
+//! holds the contracts and an in-memory storage.
+
+pub mod error;
+pub mod pruner;
+pub mod sampler;
+pub mod space;
+pub mod storage;
+pub mod trial;
+
+pub use error::TuneError;
+pub use pruner::Pruner;
+pub use sampler::{SampleContext, Sampler};
+pub use space::{Distribution, ParamValue, Params, SearchSpace};
+pub use storage::{Storage, StudyId, StudyRecord, TrialId};
+pub use trial::{Direction, Intermediate, Objective, Trial, TrialEnergy, TrialOutcome, TrialState};

@@ -1,0 +1,33 @@
+//! The sampler contract: choose the next trial's parameters from the study's history.
+
+use crate::TuneError;
+use crate::space::{Params, SearchSpace};
+use crate::trial::{Objective, Trial};
+
+/// What a sampler sees when asked for a suggestion.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleContext<'a> {
+    /// The search space.
+    pub space: &'a SearchSpace,
+    /// The study's objectives, in order (`Trial::values` follow this order).
+    pub objectives: &'a [Objective],
+    /// Every trial of the study so far, in any state (running ones have no values yet).
+    pub history: &'a [Trial],
+    /// Number of the trial being sampled (unique within the study).
+    pub number: u64,
+}
+
+/// Chooses parameters for new trials.
+///
+/// Contract: called by a worker after it has created trial `ctx.number` and before the trial
+/// runs; it decides from the recorded history only (never measures anything). Randomness is
+/// derived from the sampler's seed and `ctx.number`, so that the same seed and the same history
+/// give the same suggestion whichever worker asks, in whatever order. Implementations are
+/// `Send + Sync` and take `&self`: one sampler serves all the worker threads of a process.
+pub trait Sampler: Send + Sync {
+    /// Short name, as written in study configurations (`grid`, `random`, `gp`, `tpe`, ...).
+    fn name(&self) -> &str;
+
+    /// Suggests parameters for trial `ctx.number`.
+    fn suggest(&self, ctx: &SampleContext<'_>) -> Result<Params, TuneError>;
+}

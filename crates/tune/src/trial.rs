@@ -1,0 +1,144 @@
+//! Trials: one evaluation of the objective at one point of the search space, with its energy.
+
+use std::collections::BTreeMap;
+
+use greenlab_meter::{Joules, Seconds, Source};
+use serde::{Deserialize, Serialize};
+
+use crate::space::Params;
+use crate::storage::TrialId;
+
+/// Whether an objective is to be maximised or minimised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Larger is better (accuracy).
+    Maximize,
+    /// Smaller is better (energy, loss).
+    Minimize,
+}
+
+/// One objective of a study: a metric name and its direction. The metric `energy` is the
+/// trial's measured energy in joules; any other name is read from the objective's metrics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// Metric name, e.g. `accuracy` or `energy`.
+    pub metric: String,
+    /// Direction of improvement.
+    pub direction: Direction,
+}
+
+/// Lifecycle state of a trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialState {
+    /// Enqueued with fixed parameters, not yet claimed by a worker.
+    Waiting,
+    /// Claimed by a worker that holds a lease on it.
+    Running,
+    /// Finished with values.
+    Complete,
+    /// Stopped early by a pruner (its last intermediate value stands).
+    Pruned,
+    /// The objective failed, or its worker died (lease expired).
+    Failed,
+    /// Training diverged (NaN or infinite loss).
+    Diverged,
+}
+
+impl TrialState {
+    /// Whether the trial has ended (no worker will touch it again).
+    pub fn is_finished(self) -> bool {
+        !matches!(self, TrialState::Waiting | TrialState::Running)
+    }
+
+    /// Stable lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Waiting => "waiting",
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Pruned => "pruned",
+            TrialState::Failed => "failed",
+            TrialState::Diverged => "diverged",
+        }
+    }
+
+    /// Parses [`TrialState::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<TrialState> {
+        Some(match s {
+            "waiting" => TrialState::Waiting,
+            "running" => TrialState::Running,
+            "complete" => TrialState::Complete,
+            "pruned" => TrialState::Pruned,
+            "failed" => TrialState::Failed,
+            "diverged" => TrialState::Diverged,
+            _ => return None,
+        })
+    }
+}
+
+/// Energy and time a trial cost, with where the figure came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialEnergy {
+    /// Total energy over all measured domains.
+    pub total: Joules,
+    /// The weakest source among the domains (an estimate anywhere makes the total estimated).
+    pub source: Source,
+    /// Wall-clock duration of the trial.
+    pub duration: Seconds,
+    /// Energy per domain (`cpu-package-0`, `gpu-0`, ...) with each domain's source.
+    #[serde(default)]
+    pub domains: Vec<(String, Joules, Source)>,
+}
+
+/// A value reported while a trial runs (for instance test accuracy after each epoch).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Intermediate {
+    /// Step (epoch) number, from 1.
+    pub step: u32,
+    /// The value of the study's first objective metric at that step.
+    pub value: f64,
+    /// Cumulative energy of the trial up to that step.
+    pub energy: Joules,
+}
+
+/// One trial, as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// Storage-wide identifier.
+    pub id: TrialId,
+    /// Number within the study, from 0, dense and unique.
+    pub number: u64,
+    /// Lifecycle state.
+    pub state: TrialState,
+    /// Parameters (empty until the sampler has chosen them).
+    pub params: Params,
+    /// Final values, one per objective, when complete (pruned trials may carry their last value).
+    pub values: Option<Vec<f64>>,
+    /// Intermediate values, by step.
+    pub intermediate: Vec<Intermediate>,
+    /// Energy of the trial, once measured.
+    pub energy: Option<TrialEnergy>,
+    /// Free-form metrics and attributes (duration, per-epoch metrics, failure reason, ...).
+    pub attrs: BTreeMap<String, serde_json::Value>,
+    /// Worker that ran (or runs) the trial.
+    pub worker: Option<String>,
+    /// Unix time (seconds) the trial started, if it did.
+    pub started_at: Option<f64>,
+    /// Unix time (seconds) the trial ended, if it did.
+    pub finished_at: Option<f64>,
+}
+
+/// What a worker records when a trial ends. Recording the same outcome twice is harmless.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialOutcome {
+    /// Final state: complete, pruned, failed or diverged.
+    pub state: TrialState,
+    /// Values per objective (complete trials must have them).
+    pub values: Option<Vec<f64>>,
+    /// Measured energy.
+    pub energy: Option<TrialEnergy>,
+    /// Attributes to merge into the trial's (metrics, failure reason under `"error"`).
+    pub attrs: BTreeMap<String, serde_json::Value>,
+}
