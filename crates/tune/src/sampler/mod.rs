@@ -1,4 +1,17 @@
-//! The sampler contract: choose the next trial's parameters from the study's history.
+//! The sampler contract, and the samplers built into this crate.
+//!
+//! `grid`, `random` and `quasi` (Halton, scrambled Sobol) live here; the model-based samplers
+//! (Gaussian-process BO, TPE, multi-objective) live in their own modules beside them.
+
+pub mod gp;
+pub mod grid;
+pub mod multi;
+pub mod quasi;
+pub mod random;
+pub mod rng;
+pub mod tpe;
+
+pub use random::RandomSampler;
 
 use crate::TuneError;
 use crate::space::{Params, SearchSpace};

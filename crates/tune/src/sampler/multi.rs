@@ -1,0 +1,1 @@
+//! Multi-objective sampling (being written).

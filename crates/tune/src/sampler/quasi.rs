@@ -1,0 +1,1 @@
+//! Quasi-random search (being written).
