@@ -11,6 +11,8 @@ pub mod random;
 pub mod rng;
 pub mod tpe;
 
+pub use grid::GridSampler;
+pub use quasi::{HaltonSampler, SobolSampler};
 pub use random::RandomSampler;
 
 use crate::TuneError;
@@ -43,4 +45,11 @@ pub trait Sampler: Send + Sync {
 
     /// Suggests parameters for trial `ctx.number`.
     fn suggest(&self, ctx: &SampleContext<'_>) -> Result<Params, TuneError>;
+
+    /// How many distinct suggestions this sampler can make in `space` (a grid's size), after
+    /// which the study is done; `None` (the default) when unlimited.
+    fn max_trials(&self, space: &SearchSpace) -> Option<u64> {
+        let _ = space;
+        None
+    }
 }
