@@ -6,13 +6,17 @@
 //! holds the contracts and an in-memory storage.
 
 pub mod error;
+pub mod memory;
 pub mod pruner;
 pub mod sampler;
 pub mod space;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trial;
 
 pub use error::TuneError;
+pub use memory::MemoryStorage;
 pub use pruner::Pruner;
 pub use sampler::{SampleContext, Sampler};
 pub use space::{Distribution, ParamValue, Params, SearchSpace};

@@ -1,0 +1,340 @@
+//! Self-contained HTML: inline CSS, inline SVG, no scripts, no external resources.
+//!
+//! A Content-Security-Policy meta tag forbids every fetch (scripts, fonts, images, styles from
+//! elsewhere), so the page provably needs no network and cannot leak that it was opened.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use crate::ReportError;
+use crate::format;
+use crate::model::{Block, Cell, Finding, Report, Table, Verdict};
+use crate::plot::{self, Figure, PlotError};
+
+/// The policy the page ships with: inline styles only, nothing fetched, no scripts.
+pub(crate) const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'";
+
+const CSS: &str = include_str!("report.css");
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A URL fragment from a heading: lowercase ASCII letters and digits joined by '-',
+/// made unique within the page.
+fn slug(heading: &str, used: &mut HashSet<String>) -> String {
+    let mut base = String::new();
+    for ch in heading.chars() {
+        if ch.is_ascii_alphanumeric() {
+            base.push(ch.to_ascii_lowercase());
+        } else if !base.ends_with('-') && !base.is_empty() {
+            base.push('-');
+        }
+    }
+    let base = base.trim_end_matches('-');
+    let base = if base.is_empty() {
+        "section".to_owned()
+    } else {
+        format!("s-{base}")
+    };
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while !used.insert(candidate.clone()) {
+        candidate = format!("{base}-{n}");
+        n += 1;
+    }
+    candidate
+}
+
+fn badge(verdict: Verdict) -> String {
+    format!(
+        r#"<span class="badge badge-{}">{}</span>"#,
+        verdict.css(),
+        verdict.label()
+    )
+}
+
+fn cell_html(cell: &Cell) -> (String, &'static str) {
+    match cell {
+        Cell::Text(text) => (escape(text), ""),
+        Cell::Number { value, unit } => (escape(&format::quantity(*value, unit)), "num"),
+        Cell::PValue(p) => (escape(&format::p(*p)), "num"),
+        Cell::Verdict(verdict) => (badge(*verdict), ""),
+        Cell::Empty => ("—".to_owned(), "num empty"),
+    }
+}
+
+fn table_html(out: &mut String, table: &Table) {
+    out.push_str(r#"<div class="table-wrap"><table>"#);
+    if let Some(caption) = &table.caption {
+        let _ = write!(out, "<caption>{}</caption>", escape(caption));
+    }
+    // A column is numeric (right-aligned header) when all its non-empty cells are numbers.
+    let numeric: Vec<bool> = (0..table.header.len())
+        .map(|col| {
+            let mut cells = table.rows.iter().filter_map(|row| row.get(col)).peekable();
+            cells.peek().is_some()
+                && cells.all(|c| matches!(c, Cell::Number { .. } | Cell::PValue(_) | Cell::Empty))
+        })
+        .collect();
+    out.push_str("<thead><tr>");
+    for (name, numeric) in table.header.iter().zip(&numeric) {
+        let class = if *numeric { r#" class="num""# } else { "" };
+        let _ = write!(out, r#"<th scope="col"{class}>{}</th>"#, escape(name));
+    }
+    out.push_str("</tr></thead><tbody>");
+    if table.rows.is_empty() {
+        let _ = write!(
+            out,
+            r#"<tr><td class="no-data" colspan="{}">no rows</td></tr>"#,
+            table.header.len().max(1)
+        );
+    }
+    for row in &table.rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let (html, class) = cell_html(cell);
+            if class.is_empty() {
+                let _ = write!(out, "<td>{html}</td>");
+            } else {
+                let _ = write!(out, r#"<td class="{class}">{html}</td>"#);
+            }
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></div>\n");
+}
+
+fn finding_html(out: &mut String, finding: &Finding) {
+    let _ = writeln!(
+        out,
+        r#"<div class="finding finding-{}"><div class="finding-head">{}<p class="claim">{}</p></div><p class="evidence">{}</p></div>"#,
+        finding.verdict.css(),
+        badge(finding.verdict),
+        escape(&finding.claim),
+        escape(&finding.evidence)
+    );
+}
+
+fn figure_html(out: &mut String, kind: &str, caption: &str, figure: Figure) {
+    match figure {
+        Figure::Svg(svg) => {
+            let _ = writeln!(
+                out,
+                r#"<figure class="plot" data-plot="{kind}">{svg}<figcaption>{}</figcaption></figure>"#,
+                escape(caption)
+            );
+        }
+        Figure::NoData(reason) => {
+            let _ = writeln!(
+                out,
+                r#"<figure class="plot-empty" data-plot="{kind}"><p class="no-data">No data: {}.</p><figcaption>{}</figcaption></figure>"#,
+                escape(&reason),
+                escape(caption)
+            );
+        }
+    }
+}
+
+fn block_html(out: &mut String, block: &Block) -> Result<(), PlotError> {
+    match block {
+        Block::Paragraph(text) => {
+            let _ = writeln!(out, "<p>{}</p>", escape(text));
+        }
+        Block::Finding(finding) => finding_html(out, finding),
+        Block::Table(table) => table_html(out, table),
+        Block::LinePlot(p) => figure_html(out, block.kind(), &p.caption, plot::line_plot(p)?),
+        Block::Scatter(p) => figure_html(out, block.kind(), &p.caption, plot::scatter(p)?),
+        Block::StackedBars(p) => figure_html(out, block.kind(), &p.caption, plot::stacked_bars(p)?),
+        Block::IntervalPlot(p) => {
+            figure_html(out, block.kind(), &p.caption, plot::interval_plot(p)?)
+        }
+        Block::KeyValues(pairs) => {
+            out.push_str(r#"<dl class="kv">"#);
+            for (key, value) in pairs {
+                let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", escape(key), escape(value));
+            }
+            out.push_str("</dl>\n");
+        }
+        Block::Code(code) => {
+            let _ = writeln!(out, "<pre><code>{}</code></pre>", escape(code));
+        }
+    }
+    Ok(())
+}
+
+/// A short description of a block for error messages: its kind and caption or first words.
+fn describe(block: &Block, index: usize) -> String {
+    let caption = match block {
+        Block::LinePlot(p) => Some(&p.caption),
+        Block::Scatter(p) => Some(&p.caption),
+        Block::StackedBars(p) => Some(&p.caption),
+        Block::IntervalPlot(p) => Some(&p.caption),
+        Block::Table(t) => t.caption.as_ref(),
+        _ => None,
+    };
+    match caption {
+        Some(caption) if !caption.is_empty() => {
+            let short: String = caption.chars().take(60).collect();
+            format!("block {} ({} '{short}')", index + 1, block.kind())
+        }
+        _ => format!("block {} ({})", index + 1, block.kind()),
+    }
+}
+
+/// Checks what the renderers cannot guess: table rows as wide as their header.
+pub(crate) fn validate_tables(report: &Report) -> Result<(), ReportError> {
+    for section in &report.sections {
+        for (index, block) in section.blocks.iter().enumerate() {
+            if let Block::Table(table) = block {
+                for (row_index, row) in table.rows.iter().enumerate() {
+                    if row.len() != table.header.len() {
+                        return Err(ReportError::InvalidBlock {
+                            section: section.heading.clone(),
+                            block: describe(block, index),
+                            reason: format!(
+                                "row {} has {} cells but the header has {} columns; \
+                                 give every row one cell per column (Cell::Empty for none)",
+                                row_index + 1,
+                                row.len(),
+                                table.header.len()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renders the report as one self-contained HTML document.
+pub(crate) fn render(report: &Report) -> Result<String, ReportError> {
+    validate_tables(report)?;
+    let mut used = HashSet::new();
+    let ids: Vec<String> = report
+        .sections
+        .iter()
+        .map(|s| slug(&s.heading, &mut used))
+        .collect();
+
+    let mut out = String::with_capacity(64 * 1024);
+    let _ = write!(
+        out,
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">
+<meta name="generator" content="greenlab-report {version}">
+<title>{title}</title>
+<style>
+{CSS}</style>
+</head>
+<body>
+<main class="page">
+<header class="masthead">
+<p class="eyebrow">greenlab report</p>
+<h1>{title}</h1>
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+        title = escape(&report.title),
+    );
+    if let Some(subtitle) = &report.subtitle {
+        let _ = writeln!(out, r#"<p class="subtitle">{}</p>"#, escape(subtitle));
+    }
+    out.push_str("</header>\n");
+
+    let findings: Vec<(usize, &Finding)> = report
+        .sections
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.blocks.iter().filter_map(move |b| match b {
+                Block::Finding(f) => Some((i, f)),
+                _ => None,
+            })
+        })
+        .collect();
+    if !findings.is_empty() {
+        let count = |v: Verdict| findings.iter().filter(|(_, f)| f.verdict == v).count();
+        let _ = write!(
+            out,
+            r#"<section class="card summary" id="findings-at-a-glance">
+<h2>Findings at a glance</h2>
+<p class="tally"><span class="tally-item">{} {}</span><span class="tally-item">{} {}</span><span class="tally-item">{} {}</span></p>
+<div class="table-wrap"><table class="findings"><thead><tr><th scope="col">Claim</th><th scope="col">Verdict</th><th scope="col">Evidence</th></tr></thead><tbody>
+"#,
+            count(Verdict::Reproduced),
+            badge(Verdict::Reproduced),
+            count(Verdict::Inconclusive),
+            badge(Verdict::Inconclusive),
+            count(Verdict::NotReproduced),
+            badge(Verdict::NotReproduced),
+        );
+        for (section, finding) in &findings {
+            let _ = writeln!(
+                out,
+                r##"<tr><td><a href="#{}">{}</a></td><td>{}</td><td class="evidence">{}</td></tr>"##,
+                ids[*section],
+                escape(&finding.claim),
+                badge(finding.verdict),
+                escape(&finding.evidence)
+            );
+        }
+        out.push_str("</tbody></table></div>\n</section>\n");
+    }
+
+    if report.sections.len() > 1 {
+        out.push_str(r#"<nav class="toc" aria-label="Contents"><ol>"#);
+        for (section, id) in report.sections.iter().zip(&ids) {
+            let _ = write!(
+                out,
+                r##"<li><a href="#{id}">{}</a></li>"##,
+                escape(&section.heading)
+            );
+        }
+        out.push_str("</ol></nav>\n");
+    }
+
+    for (section, id) in report.sections.iter().zip(&ids) {
+        let _ = write!(
+            out,
+            "<section class=\"card\" id=\"{id}\">\n<h2>{}</h2>\n",
+            escape(&section.heading)
+        );
+        for (index, block) in section.blocks.iter().enumerate() {
+            block_html(&mut out, block).map_err(|error| match error {
+                PlotError::Invalid(reason) => ReportError::InvalidBlock {
+                    section: section.heading.clone(),
+                    block: describe(block, index),
+                    reason,
+                },
+                PlotError::Drawing(message) => ReportError::Plot {
+                    block: describe(block, index),
+                    message,
+                },
+            })?;
+        }
+        out.push_str("</section>\n");
+    }
+    out.push_str(
+        "<footer>Made with greenlab. This file is self-contained: it needs no network to view \
+         or print.</footer>\n</main>\n</body>\n</html>\n",
+    );
+    Ok(out)
+}
