@@ -1,21 +1,43 @@
-//! Physical units as types, so that a joule is never confused with a watt or a second.
+//! Physical quantities as types, so a joule is never mistaken for a watt or a string.
+//!
+//! Each unit is a transparent `f64` newtype: it serialises as a bare number (the unit is the
+//! field's type, documented where it is used), and it displays with its symbol.
 
 use std::fmt;
+use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, Mul, Sub, SubAssign};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 macro_rules! unit {
     ($(#[$doc:meta])* $name:ident, $symbol:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub f64);
 
         impl $name {
-            /// The plain number, in this unit.
+            /// The unit's symbol, as used in `Display` and in output files.
+            pub const SYMBOL: &'static str = $symbol;
+
+            /// The bare number in this unit.
             pub fn value(self) -> f64 {
                 self.0
+            }
+
+            /// The larger of two quantities (NaN-tolerant: a NaN operand loses).
+            pub fn max(self, other: Self) -> Self {
+                Self(self.0.max(other.0))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match f.precision() {
+                    Some(p) => write!(f, "{:.*} {}", p, self.0, $symbol),
+                    None => write!(f, "{} {}", self.0, $symbol),
+                }
             }
         }
 
@@ -52,18 +74,16 @@ macro_rules! unit {
             }
         }
 
-        impl std::iter::Sum for $name {
-            fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
-                Self(iter.map(|x| x.0).sum())
+        impl Div<f64> for $name {
+            type Output = Self;
+            fn div(self, rhs: f64) -> Self {
+                Self(self.0 / rhs)
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match f.precision() {
-                    Some(p) => write!(f, "{:.*} {}", p, self.0, $symbol),
-                    None => write!(f, "{} {}", self.0, $symbol),
-                }
+        impl Sum for $name {
+            fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+                Self(iter.map(|x| x.0).sum())
             }
         }
     };
@@ -80,15 +100,57 @@ unit!(
     "W"
 );
 unit!(
-    /// Duration in seconds.
+    /// Time in seconds.
     Seconds,
     "s"
 );
+unit!(
+    /// Emissions in grams of CO2-equivalent.
+    GramsCo2e,
+    "gCO2e"
+);
 
 impl Joules {
-    /// The same energy in kilowatt-hours.
+    /// Joules per kilowatt-hour.
+    pub const PER_KWH: f64 = 3.6e6;
+
+    /// From microjoules (the unit of powercap's `energy_uj`).
+    pub fn from_uj(uj: u64) -> Joules {
+        Joules(uj as f64 * 1e-6)
+    }
+
+    /// From millijoules (the unit of NVML's total-energy counter).
+    pub fn from_mj(mj: u64) -> Joules {
+        Joules(mj as f64 * 1e-3)
+    }
+
+    /// This energy in kilowatt-hours.
     pub fn kwh(self) -> f64 {
-        self.0 / 3.6e6
+        self.0 / Self::PER_KWH
+    }
+
+    /// Average power over `duration`; `None` when the duration is not positive.
+    pub fn per(self, duration: Seconds) -> Option<Watts> {
+        (duration.0 > 0.0).then(|| Watts(self.0 / duration.0))
+    }
+}
+
+impl Watts {
+    /// From milliwatts (the unit of NVML's power reading).
+    pub fn from_mw(mw: u64) -> Watts {
+        Watts(mw as f64 * 1e-3)
+    }
+
+    /// Energy used at this power for `duration`.
+    pub fn over(self, duration: Seconds) -> Joules {
+        Joules(self.0 * duration.0)
+    }
+}
+
+impl Mul<Seconds> for Watts {
+    type Output = Joules;
+    fn mul(self, rhs: Seconds) -> Joules {
+        self.over(rhs)
     }
 }
 
@@ -99,20 +161,28 @@ impl Div<Seconds> for Joules {
     }
 }
 
-impl Mul<Seconds> for Watts {
-    type Output = Joules;
-    fn mul(self, rhs: Seconds) -> Joules {
-        Joules(self.0 * rhs.0)
+impl Seconds {
+    /// This time as a `Duration` (negative and NaN become zero).
+    pub fn as_duration(self) -> Duration {
+        Duration::try_from_secs_f64(self.0).unwrap_or(Duration::ZERO)
     }
 }
 
-impl From<std::time::Duration> for Seconds {
-    fn from(d: std::time::Duration) -> Self {
+impl From<Duration> for Seconds {
+    fn from(d: Duration) -> Seconds {
         Seconds(d.as_secs_f64())
     }
 }
 
-/// How an energy figure was obtained. Ordered from weakest to strongest evidence.
+impl GramsCo2e {
+    /// These emissions in kilograms (CodeCarbon's unit).
+    pub fn kg(self) -> f64 {
+        self.0 / 1000.0
+    }
+}
+
+/// How an energy figure was obtained. Ordered from weakest to strongest evidence, so the
+/// minimum over a set of domains is the source of their sum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
@@ -151,5 +221,36 @@ mod tests {
         assert!(Source::Estimated < Source::IntegratedPower);
         assert!(Source::IntegratedPower < Source::Counter);
         assert_eq!(Source::IntegratedPower.to_string(), "integrated_power");
+        assert_eq!(
+            serde_json::to_string(&Source::IntegratedPower)
+                .ok()
+                .as_deref(),
+            Some("\"integrated_power\"")
+        );
+    }
+
+    #[test]
+    fn conversions_keep_units() {
+        assert_eq!(Joules::from_uj(2_500_000), Joules(2.5));
+        assert_eq!(Joules::from_mj(1500), Joules(1.5));
+        assert_eq!(Joules(7.2e6).kwh(), 2.0);
+        assert_eq!(Joules(10.0).per(Seconds(4.0)), Some(Watts(2.5)));
+        assert_eq!(Joules(10.0).per(Seconds(0.0)), None);
+        assert_eq!(Watts(3.0) * Seconds(2.0), Joules(6.0));
+        assert_eq!(Watts::from_mw(250), Watts(0.25));
+        assert_eq!(Seconds(-1.0).as_duration(), Duration::ZERO);
+        assert_eq!(Seconds::from(Duration::from_millis(1500)), Seconds(1.5));
+    }
+
+    #[test]
+    fn display_carries_the_symbol() {
+        assert_eq!(format!("{:.2}", Joules(1.0 / 3.0)), "0.33 J");
+        assert_eq!(Watts(4.0).to_string(), "4 W");
+        let total: Joules = [Joules(1.0), Joules(2.0)].into_iter().sum();
+        assert_eq!(total, Joules(3.0));
+        assert_eq!(
+            serde_json::to_string(&Seconds(1.5)).ok().as_deref(),
+            Some("1.5")
+        );
     }
 }
