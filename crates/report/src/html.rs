@@ -338,3 +338,188 @@ pub(crate) fn render(report: &Report) -> Result<String, ReportError> {
     );
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::example;
+    use crate::model::{Axis, LinePlot, Scatter, Section, Unit};
+
+    const EVIL: &str = r#"<script>alert("x")</script> & 'quotes'"#;
+    const EVIL_ESCAPED: &str =
+        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;quotes&#39;";
+
+    #[test]
+    fn every_text_field_is_escaped() {
+        let report = Report::new(EVIL).with_subtitle(EVIL).with_section(
+            Section::new(EVIL)
+                .with(Block::Paragraph(EVIL.into()))
+                .with(Finding::new(EVIL, Verdict::Inconclusive, EVIL))
+                .with(
+                    Table::new([EVIL])
+                        .with_row([Cell::text(EVIL)])
+                        .with_caption(EVIL),
+                )
+                .with(Block::KeyValues(vec![(EVIL.into(), EVIL.into())]))
+                .with(Block::Code(EVIL.into()))
+                .with(LinePlot {
+                    caption: EVIL.into(),
+                    x: Axis::new(EVIL, Unit::Other(EVIL.into())),
+                    y: Axis::new("y", Unit::None),
+                    series: vec![crate::Series::new(EVIL, vec![(1.0, 2.0), (2.0, 3.0)])],
+                }),
+        );
+        let html = render(&report).unwrap();
+        assert!(!html.contains("<script"), "raw markup leaked into the page");
+        // title, h1, subtitle, summary claim+evidence, heading (toc absent: one section),
+        // paragraph, finding claim+evidence, th, td, caption, dt, dd, code, figcaption.
+        assert!(
+            html.matches(EVIL_ESCAPED).count() >= 15,
+            "{}",
+            html.matches(EVIL_ESCAPED).count()
+        );
+    }
+
+    #[test]
+    fn the_example_renders_every_plot_as_an_inline_svg_figure() {
+        let html = render(&example::report()).unwrap();
+        assert_eq!(
+            html.matches(r#"<figure class="plot" "#).count(),
+            example::PLOT_COUNT
+        );
+        assert_eq!(html.matches("<svg ").count(), example::PLOT_COUNT);
+        for kind in ["line-plot", "scatter", "stacked-bars", "interval-plot"] {
+            assert!(
+                html.contains(&format!(r#"data-plot="{kind}""#)),
+                "no {kind} figure"
+            );
+        }
+        assert!(!html.contains(r#"class="plot-empty""#));
+    }
+
+    #[test]
+    fn page_is_self_contained() {
+        let html = render(&example::report()).unwrap();
+        assert!(html.contains(CONTENT_SECURITY_POLICY));
+        assert!(html.contains("<style>"));
+        for forbidden in ["<script", "<link", "src=", "@import", "url(", "https://"] {
+            assert!(!html.contains(forbidden), "found {forbidden}");
+        }
+        // The only URL is the SVG namespace, which is an identifier, not a fetch.
+        assert_eq!(
+            html.matches("http://").count(),
+            html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+        );
+    }
+
+    #[test]
+    fn findings_get_a_summary_with_badges_and_links_to_their_sections() {
+        let html = render(&example::report()).unwrap();
+        assert!(html.contains("Findings at a glance"));
+        let summary =
+            &html[html.find("findings-at-a-glance").unwrap()..html.find("</section>").unwrap()];
+        assert_eq!(
+            summary.matches("badge-reproduced").count(),
+            1 + 2,
+            "tally + two rows"
+        );
+        assert_eq!(summary.matches("badge-inconclusive").count(), 1 + 1);
+        assert_eq!(summary.matches("badge-not-reproduced").count(), 1 + 1);
+        assert!(summary.contains(r##"href="#s-rq1-which-tuning-strategy"##));
+        assert!(html.contains(
+            r#"id="s-rq1-which-tuning-strategy-reaches-good-accuracy-for-the-least-energy""#
+        ));
+        let no_findings = render(&Report::new("t").with_section(Section::new("a"))).unwrap();
+        assert!(!no_findings.contains("Findings at a glance"));
+    }
+
+    #[test]
+    fn duplicate_headings_get_distinct_anchors() {
+        let report = Report::new("t")
+            .with_section(Section::new("Results"))
+            .with_section(Section::new("Results"))
+            .with_section(Section::new("¿?"));
+        let html = render(&report).unwrap();
+        for id in [
+            r#"id="s-results""#,
+            r#"id="s-results-2""#,
+            r#"id="section""#,
+        ] {
+            assert!(html.contains(id), "missing {id}");
+        }
+    }
+
+    #[test]
+    fn table_cells_are_formatted_and_numbers_right_aligned() {
+        let table = Table::new(["run", "energy", "p", "verdict", "note"]).with_row([
+            Cell::text("a"),
+            Cell::joules(41_260.0),
+            Cell::PValue(0.0002),
+            Cell::Verdict(Verdict::Reproduced),
+            Cell::Empty,
+        ]);
+        let mut out = String::new();
+        table_html(&mut out, &table);
+        assert!(out.contains(r#"<td class="num">41.3 kJ</td>"#), "{out}");
+        assert!(out.contains(r#"<td class="num">&lt; 0.001</td>"#));
+        assert!(out.contains(r#"<span class="badge badge-reproduced">reproduced</span>"#));
+        assert!(out.contains(r#"<th scope="col" class="num">energy</th>"#));
+        assert!(out.contains(r#"<th scope="col">run</th>"#));
+        let mut empty = String::new();
+        table_html(&mut empty, &Table::new(["a", "b"]));
+        assert!(empty.contains(r#"colspan="2">no rows<"#));
+    }
+
+    #[test]
+    fn a_short_table_row_is_an_error_naming_section_row_and_fix() {
+        let report = Report::new("t").with_section(
+            Section::new("RQ2").with(Block::Paragraph("x".into())).with(
+                Table::new(["a", "b"])
+                    .with_row([Cell::text("1")])
+                    .with_caption("ANOVA"),
+            ),
+        );
+        let message = render(&report).unwrap_err().to_string();
+        assert!(
+            message.contains("section 'RQ2', block 2 (table 'ANOVA')"),
+            "{message}"
+        );
+        assert!(
+            message.contains("row 1 has 1 cells but the header has 2 columns"),
+            "{message}"
+        );
+        assert!(message.contains("Cell::Empty"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_plot_is_an_error_naming_its_section_and_caption() {
+        let report = Report::new("t").with_section(Section::new("Trade-offs").with(Scatter {
+            caption: "accuracy vs energy".into(),
+            x: Axis::new("Energy", Unit::Joules).log(),
+            y: Axis::new("Accuracy", Unit::Percent),
+            points: vec![crate::ScatterPoint::new(0.0, 0.5, "a")],
+            pareto_front: vec![],
+        }));
+        let error = render(&report).unwrap_err();
+        assert!(matches!(error, ReportError::InvalidBlock { .. }));
+        let message = error.to_string();
+        assert!(
+            message.contains("'Trade-offs', block 1 (scatter 'accuracy vs energy')"),
+            "{message}"
+        );
+        assert!(message.contains("logarithmic"), "{message}");
+    }
+
+    #[test]
+    fn an_empty_plot_becomes_a_visible_no_data_note() {
+        let report = Report::new("t").with_section(Section::new("s").with(LinePlot {
+            caption: "power trace".into(),
+            x: Axis::new("t", Unit::Seconds),
+            y: Axis::new("P", Unit::Watts),
+            series: vec![],
+        }));
+        let html = render(&report).unwrap();
+        assert!(html.contains(r#"<figure class="plot-empty" data-plot="line-plot"><p class="no-data">No data: no series to plot.</p><figcaption>power trace</figcaption>"#), "{html}");
+        assert!(!html.contains("<svg"));
+    }
+}

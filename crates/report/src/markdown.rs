@@ -233,3 +233,51 @@ pub(crate) fn render(report: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::example;
+    use crate::model::{Finding, Section, Table, Verdict};
+
+    #[test]
+    fn the_example_renders_every_block_as_text() {
+        let md = render(&example::report());
+        assert!(md.starts_with("# Reproducing"));
+        assert!(md.contains("## Findings at a glance"));
+        assert!(md.contains("| Bayesian optimisation reaches good accuracy with less energy than random or grid search | **reproduced** |"));
+        assert!(md.contains("> **not reproduced**: Halving complexity"));
+        assert!(md.contains("| RQ1 tuning (45 studies) | 88.5% | 2.03 MJ | estimated | 226 g CO₂e | 1 h 30 min |"), "{md}");
+        assert_eq!(md.matches("*Figure (").count(), example::PLOT_COUNT);
+        assert!(md.contains("Pareto front: (900 J, 86.7%)"), "{md}");
+        assert!(
+            md.contains("| SimpleCNN (conv 4, linear 7) | energy | 61.0% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| conv 1 · linear 3 · ReLU on | 16.4 kJ | 15.6 kJ – 17.1 kJ |"),
+            "{md}"
+        );
+        assert!(md.contains("- **engine**: `burn (flex CPU backend)`"));
+        assert!(md.contains("```\ngreenlab replicate --preset quick --out runs/quick\n```"));
+    }
+
+    #[test]
+    fn markdown_syntax_in_text_is_shown_literally() {
+        let report = Report::new("a|b *c*").with_section(
+            Section::new("s")
+                .with(Finding::new(
+                    "x_y",
+                    Verdict::Inconclusive,
+                    "[link](http://e)",
+                ))
+                .with(Table::new(["h|1"]).with_row([Cell::text("v|1")]))
+                .with(Block::Code("has ``` inside".into())),
+        );
+        let md = render(&report);
+        assert!(md.starts_with("# a\\|b \\*c\\*"));
+        assert!(md.contains("x\\_y") && md.contains("\\[link\\](http://e)"));
+        assert!(md.contains("| h\\|1 |") && md.contains("| v\\|1 |"));
+        assert!(md.contains("````\nhas ``` inside\n````"), "{md}");
+    }
+}

@@ -944,3 +944,315 @@ pub(crate) fn interval_plot(plot: &IntervalPlot) -> Result<Figure, PlotError> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BarSet, IntervalCell, ScatterPoint, Series};
+
+    fn svg_of(figure: Result<Figure, PlotError>) -> String {
+        match figure {
+            Ok(Figure::Svg(svg)) => svg,
+            other => panic!("expected an svg, got {other:?}"),
+        }
+    }
+
+    fn invalid(figure: Result<Figure, PlotError>) -> String {
+        match figure {
+            Err(PlotError::Invalid(reason)) => reason,
+            other => panic!("expected invalid data, got {other:?}"),
+        }
+    }
+
+    fn line(series: Vec<Series>) -> LinePlot {
+        LinePlot {
+            caption: "energy trace".into(),
+            x: Axis::new("Cumulative energy", Unit::Joules),
+            y: Axis::new("Accuracy", Unit::Percent),
+            series,
+        }
+    }
+
+    #[test]
+    fn line_plot_draws_each_series_band_and_labelled_axes() {
+        let plot = line(vec![
+            Series::new("bayes", vec![(1e3, 0.7), (2e4, 0.85), (5e4, 0.88)]).with_band(vec![
+                (0.65, 0.75),
+                (0.8, 0.9),
+                (0.86, 0.9),
+            ]),
+            Series::new("random", vec![(1e3, 0.6), (5e4, 0.86)]),
+        ]);
+        let svg = svg_of(line_plot(&plot));
+        assert!(
+            svg.starts_with("<svg role=\"img\" aria-label=\"energy trace\""),
+            "{svg:.200}"
+        );
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert!(
+            svg.contains(">\nbayes\n<") && svg.contains(">\nrandom\n<"),
+            "legend labels"
+        );
+        for colour in ["#4E79A7", "#F28E2B"] {
+            let line = format!("stroke=\"{colour}\" stroke-width=\"2\" points=");
+            assert_eq!(svg.matches(&line).count(), 1, "one line in {colour}");
+        }
+        assert_eq!(svg.matches("<polygon").count(), 1, "one band");
+        assert!(
+            svg.contains("Cumulative energy (kJ)"),
+            "x axis names its prefixed unit"
+        );
+        assert!(svg.contains("Accuracy (%)"));
+    }
+
+    #[test]
+    fn log_axis_labels_decades_with_units_and_rejects_zero() {
+        let mut plot = line(vec![Series::new("s", vec![(500.0, 0.5), (2e5, 0.9)])]);
+        plot.x = plot.x.log();
+        let svg = svg_of(line_plot(&plot));
+        for tick in ["100 J", "1 kJ", "10 kJ", "100 kJ", "1 MJ"] {
+            assert!(svg.contains(&format!("\n{tick}\n")), "missing tick {tick}");
+        }
+        plot.series[0].points[0].0 = 0.0;
+        let reason = invalid(line_plot(&plot));
+        assert!(
+            reason.contains("logarithmic") && reason.contains("Cumulative energy"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn line_plot_rejects_bad_bands_and_non_finite_points_by_name() {
+        let plot = line(vec![
+            Series::new("grid", vec![(1.0, 0.5), (2.0, 0.6)]).with_band(vec![(0.4, 0.6)]),
+        ]);
+        let reason = invalid(line_plot(&plot));
+        assert!(
+            reason.contains("'grid'") && reason.contains("2 points") && reason.contains("1 (lower"),
+            "{reason}"
+        );
+        let plot = line(vec![Series::new("tpe", vec![(1.0, f64::NAN)])]);
+        let reason = invalid(line_plot(&plot));
+        assert!(reason.contains("'tpe' point 0 y is NaN"), "{reason}");
+        let plot = line(vec![
+            Series::new("x", vec![(1.0, 0.5)]).with_band(vec![(0.6, 0.4)]),
+        ]);
+        assert!(invalid(line_plot(&plot)).contains("lower 0.6 above upper 0.4"));
+    }
+
+    #[test]
+    fn empty_line_plot_is_a_no_data_note_not_a_broken_plot() {
+        assert_eq!(
+            line_plot(&line(vec![])),
+            Ok(Figure::NoData("no series to plot".into()))
+        );
+        assert_eq!(
+            line_plot(&line(vec![Series::new("a", vec![])])),
+            Ok(Figure::NoData("no data points in any series".into()))
+        );
+        // One empty series beside a full one still draws, and says which one is empty.
+        let svg = svg_of(line_plot(&line(vec![
+            Series::new("a", vec![]),
+            Series::new("b", vec![(1.0, 0.5)]),
+        ])));
+        assert!(svg.contains("a (no data)"));
+    }
+
+    fn scatter_plot(points: Vec<ScatterPoint>, front: Vec<(f64, f64)>) -> Scatter {
+        Scatter {
+            caption: "trade-off".into(),
+            x: Axis::new("Energy", Unit::Joules),
+            y: Axis::new("Accuracy", Unit::Percent),
+            points,
+            pareto_front: front,
+        }
+    }
+
+    #[test]
+    fn scatter_colours_groups_labels_points_and_draws_the_front() {
+        let plot = scatter_plot(
+            vec![
+                ScatterPoint::new(1000.0, 0.8, "SimpleCNN").with_label("conv 1"),
+                ScatterPoint::new(3000.0, 0.9, "SimpleCNN"),
+                ScatterPoint::new(2000.0, 0.7, "DensePolyNN"),
+            ],
+            vec![(1000.0, 0.8), (3000.0, 0.9)],
+        );
+        let svg = svg_of(scatter(&plot));
+        for text in ["SimpleCNN", "DensePolyNN", "Pareto front", "conv 1"] {
+            assert!(svg.contains(&format!("\n{text}\n")), "missing {text}");
+        }
+        // Three data points and one legend dot per group (filled), plus front rings.
+        assert!(svg.matches("<circle").count() >= 3 + 2 + 2);
+        assert!(svg.contains("<polyline"), "front drawn as a line");
+        let without_front = svg_of(scatter(&scatter_plot(plot.points.clone(), vec![])));
+        assert!(!without_front.contains("Pareto front"));
+    }
+
+    #[test]
+    fn scatter_escapes_text_and_handles_empty_and_bad_data() {
+        let plot = scatter_plot(
+            vec![ScatterPoint::new(1.0, 0.5, "<script>alert(1)</script>")],
+            vec![],
+        );
+        let svg = svg_of(scatter(&plot));
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert_eq!(
+            scatter(&scatter_plot(vec![], vec![])),
+            Ok(Figure::NoData("no points to plot".into()))
+        );
+        let bad = scatter_plot(vec![ScatterPoint::new(f64::INFINITY, 0.5, "g")], vec![]);
+        assert!(invalid(scatter(&bad)).contains("point 0 ('g') x is inf"));
+    }
+
+    fn bars(sets: Vec<BarSet>, shares: bool) -> StackedBars {
+        StackedBars {
+            caption: "per layer".into(),
+            categories: vec!["big".into(), "small".into()],
+            segments: vec!["conv".into(), "linear".into()],
+            sets,
+            value: Axis::new("Energy", Unit::Joules),
+            shares,
+        }
+    }
+
+    #[test]
+    fn stacked_bars_draw_segments_with_shares_and_bar_names() {
+        let plot = bars(
+            vec![
+                BarSet::new("energy", vec![vec![300.0, 100.0], vec![50.0, 50.0]]),
+                BarSet::new("FLOPs", vec![vec![9e9, 1e9], vec![1e9, 1e9]]),
+            ],
+            true,
+        );
+        let svg = svg_of(stacked_bars(&plot));
+        for text in [
+            "conv",
+            "linear",
+            "big",
+            "small",
+            "energy",
+            "FLOPs",
+            "75.0%",
+            "90.0%",
+            "Energy (%)",
+        ] {
+            assert!(svg.contains(&format!("\n{text}\n")), "missing {text}");
+        }
+        // 2 categories × 2 sets × 2 segments, plus 2 legend swatches and the background.
+        assert!(svg.matches("<rect").count() >= 8 + 2);
+        let absolute = svg_of(stacked_bars(&bars(
+            vec![BarSet::new(
+                "energy",
+                vec![vec![3000.0, 1000.0], vec![500.0, 500.0]],
+            )],
+            false,
+        )));
+        assert!(absolute.contains("Energy (kJ)") && absolute.contains("\n3.00 kJ\n"));
+    }
+
+    #[test]
+    fn stacked_bars_reject_misshapen_or_negative_data_and_note_empty() {
+        let reason = invalid(stacked_bars(&bars(
+            vec![BarSet::new("energy", vec![vec![1.0, 2.0]])],
+            true,
+        )));
+        assert!(
+            reason.contains("'energy'") && reason.contains("1 categories but there are 2"),
+            "{reason}"
+        );
+        let reason = invalid(stacked_bars(&bars(
+            vec![BarSet::new("energy", vec![vec![1.0], vec![1.0, 2.0]])],
+            true,
+        )));
+        assert!(
+            reason.contains("category 'big' has 1 values for 2 segments"),
+            "{reason}"
+        );
+        let reason = invalid(stacked_bars(&bars(
+            vec![BarSet::new("energy", vec![vec![1.0, -2.0], vec![1.0, 2.0]])],
+            true,
+        )));
+        assert!(reason.contains("segment 'linear' is negative"), "{reason}");
+        assert!(matches!(
+            stacked_bars(&bars(vec![], true)),
+            Ok(Figure::NoData(_))
+        ));
+        let zero = svg_of(stacked_bars(&bars(
+            vec![BarSet::new("energy", vec![vec![0.0, 0.0], vec![1.0, 2.0]])],
+            true,
+        )));
+        assert!(
+            zero.contains("\nno data\n"),
+            "a bar with nothing in it says so"
+        );
+    }
+
+    fn intervals(cells: Vec<IntervalCell>) -> IntervalPlot {
+        IntervalPlot {
+            caption: "cells".into(),
+            value: Axis::new("Energy", Unit::Joules),
+            interval_label: "95 % CI".into(),
+            cells,
+        }
+    }
+
+    #[test]
+    fn interval_plot_draws_one_whisker_and_mean_per_cell() {
+        let plot = intervals(vec![
+            IntervalCell::new("conv 1", 16_000.0, 15_000.0, 17_000.0).with_group("conv 1"),
+            IntervalCell::new("conv 4", 38_000.0, 36_000.0, 40_000.0).with_group("conv 4"),
+        ]);
+        let svg = svg_of(interval_plot(&plot));
+        for text in [
+            "conv 1",
+            "conv 4",
+            "95 % CI",
+            "16.0 kJ",
+            "38.0 kJ",
+            "Energy (kJ)",
+        ] {
+            assert!(svg.contains(&format!("\n{text}\n")), "missing {text}");
+        }
+        // Per cell: whisker + 2 caps; legend whisker: 3 lines.
+        assert!(svg.matches("<polyline").count() >= 2 * 3 + 3);
+    }
+
+    #[test]
+    fn interval_plot_rejects_intervals_that_miss_the_mean_and_notes_empty() {
+        let reason = invalid(interval_plot(&intervals(vec![IntervalCell::new(
+            "c", 5.0, 6.0, 7.0,
+        )])));
+        assert!(
+            reason.contains("cell 'c'") && reason.contains("does not contain the mean 5"),
+            "{reason}"
+        );
+        assert_eq!(
+            interval_plot(&intervals(vec![])),
+            Ok(Figure::NoData("no cells to plot".into()))
+        );
+    }
+
+    #[test]
+    fn long_category_labels_are_shortened() {
+        let long = "x".repeat(80);
+        let svg = svg_of(interval_plot(&intervals(vec![IntervalCell::new(
+            long.clone(),
+            1.0,
+            0.5,
+            1.5,
+        )])));
+        assert!(!svg.contains(&long));
+        assert!(svg.contains('…'));
+    }
+
+    #[test]
+    fn nice_steps() {
+        assert_eq!(nice_step(0.9), 1.0);
+        assert_eq!(nice_step(1.7), 2.0);
+        assert_eq!(nice_step(2.2), 2.5);
+        assert_eq!(nice_step(4000.0), 5000.0);
+        assert_eq!(nice_step(7.0), 10.0);
+    }
+}
