@@ -35,6 +35,7 @@ pub mod powercap;
 mod sysfs;
 pub mod tracker;
 pub mod units;
+pub mod wrap;
 
 pub use carbon::{CarbonIntensity, emissions, intensity_for};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -12,6 +12,7 @@ pub(crate) fn read_trimmed(path: &Path) -> Result<String, MeterError> {
 }
 
 /// The file's content parsed as an unsigned decimal integer.
+#[cfg(test)]
 pub(crate) fn read_u64(path: &Path) -> Result<u64, MeterError> {
     let text = read_trimmed(path)?;
     parse_u64(path, &text)
