@@ -1,1 +1,201 @@
-//! greenlab-engine.
+//! greenlab-engine: what a training engine must do, independent of any tensor library.
+//!
+//! An [`Engine`] builds a [`Trainer`] from a [`NetworkSpec`] and an [`AdamConfig`]; the
+//! trainer runs optimisation steps and evaluations on [`Batch`]es and can time each layer for
+//! the profiler. Implementations live in `greenlab-burn` (Burn, pure Rust, default) and
+//! `greenlab-torch` (libtorch through tch, CPU and CUDA). Nothing outside those two crates
+//! names a tensor library; everything else talks to `dyn Engine`.
+//!
+//! [`testing::check_engine`] is the conformance suite every engine runs in its tests.
+
+use greenlab_data::Batch;
+use greenlab_meter::Seconds;
+use greenlab_model::{LayerKind, NetworkSpec};
+use serde::{Deserialize, Serialize};
+
+pub mod testing;
+
+/// What can go wrong inside an engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The engine cannot build this network (unsupported layer, bad shape).
+    #[error("cannot build {network}: {message}")]
+    Build {
+        /// The network's name.
+        network: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The requested device is not available (no CUDA, bad index).
+    #[error("device {device} is not available: {message}")]
+    Device {
+        /// The device asked for.
+        device: String,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// A batch does not fit the network (wrong size, label out of range).
+    #[error("bad batch: {0}")]
+    Batch(String),
+    /// The tensor library failed.
+    #[error("{engine} engine: {message}")]
+    Backend {
+        /// Engine name.
+        engine: &'static str,
+        /// The library's message.
+        message: String,
+    },
+    /// The operation is not supported by this engine.
+    #[error("{0} is not supported by this engine")]
+    Unsupported(String),
+}
+
+/// Adam's settings (the paper's defaults: lr 1e-3, β1 0.9, β2 0.999, ε 1e-8, no weight decay).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Exponential decay of the first moment.
+    pub beta1: f64,
+    /// Exponential decay of the second moment.
+    pub beta2: f64,
+    /// Term added to the denominator for stability.
+    pub eps: f64,
+    /// L2 penalty added to gradients (PyTorch Adam's `weight_decay`).
+    pub weight_decay: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// Checks ranges: lr > 0, β in [0, 1), ε > 0, weight decay ≥ 0, all finite.
+    pub fn validate(&self) -> Result<(), String> {
+        let finite = [self.lr, self.beta1, self.beta2, self.eps, self.weight_decay]
+            .iter()
+            .all(|x| x.is_finite());
+        if !finite {
+            return Err("Adam settings must be finite numbers".into());
+        }
+        if self.lr <= 0.0 {
+            return Err(format!("learning rate must be > 0, got {}", self.lr));
+        }
+        for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(format!("{name} must be in [0, 1), got {b}"));
+            }
+        }
+        if self.eps <= 0.0 {
+            return Err(format!("epsilon must be > 0, got {}", self.eps));
+        }
+        if self.weight_decay < 0.0 {
+            return Err(format!(
+                "weight decay must be ≥ 0, got {}",
+                self.weight_decay
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Result of one optimisation step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// Mean cross-entropy loss over the batch (before the update). May be NaN or infinite
+    /// when training diverges; the caller decides what to do.
+    pub loss: f64,
+    /// Examples classified correctly (before the update).
+    pub correct: usize,
+}
+
+/// Result of evaluating one batch (no parameter update, inference mode).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalStats {
+    /// Sum of per-example cross-entropy losses.
+    pub loss_sum: f64,
+    /// Examples classified correctly.
+    pub correct: usize,
+}
+
+/// Time spent in one layer during a training step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerTiming {
+    /// Index of the layer in the spec.
+    pub index: usize,
+    /// Its type.
+    pub kind: LayerKind,
+    /// Forward time for the batch, device synchronised around it.
+    pub forward: Seconds,
+    /// Backward time for the batch, where the engine can separate it.
+    pub backward: Option<Seconds>,
+}
+
+/// Time spent outside the layers in a training step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepProfile {
+    /// Per layer, in order.
+    pub layers: Vec<LayerTiming>,
+    /// Loss computation (forward and backward).
+    pub loss: Seconds,
+    /// Optimiser update.
+    pub optimizer: Seconds,
+    /// A whole ordinary training step on the same batch, for comparison with the sum of parts.
+    pub whole_step: Seconds,
+}
+
+/// A network being trained on one device.
+pub trait Trainer {
+    /// One Adam step on the batch (training mode: batch-norm uses batch statistics).
+    fn train_step(&mut self, batch: &Batch) -> Result<StepStats, EngineError>;
+
+    /// Loss and correct predictions on the batch, in inference mode, without updating anything.
+    fn evaluate(&mut self, batch: &Batch) -> Result<EvalStats, EngineError>;
+
+    /// Trainable parameters of the built network.
+    fn parameter_count(&self) -> usize;
+
+    /// Waits until all queued device work is done (GPU); a no-op on synchronous CPU engines.
+    fn synchronize(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Times each layer's forward (and, where possible, backward) pass on `batch`, plus the
+    /// loss and optimiser, synchronising the device around each part. Parameters may change
+    /// (it takes real steps).
+    fn profile_step(&mut self, batch: &Batch) -> Result<StepProfile, EngineError> {
+        let _ = batch;
+        Err(EngineError::Unsupported("per-layer profiling".into()))
+    }
+}
+
+/// A training engine: builds trainers on one device.
+pub trait Engine: Send + Sync {
+    /// Short name: `burn` or `torch`.
+    fn name(&self) -> &'static str;
+
+    /// The device trainers run on, e.g. `cpu` or `cuda:0`.
+    fn device(&self) -> String;
+
+    /// Builds a freshly initialised network (weights seeded with `seed`) with an Adam optimiser.
+    fn build(
+        &self,
+        spec: &NetworkSpec,
+        adam: &AdamConfig,
+        seed: u64,
+    ) -> Result<Box<dyn Trainer>, EngineError>;
+
+    /// A function that waits for the device, for energy windows' edges; `None` on CPU engines.
+    fn sync_hook(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        None
+    }
+}

@@ -1,0 +1,1 @@
+//! The engine conformance suite (filled in with the first engine).
