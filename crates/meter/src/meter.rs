@@ -242,8 +242,8 @@ pub fn check_meter(
         }
         previous = Some(reading);
     }
-    if expect_growth {
-        if let (Some(a), Some(b)) = (&first, &previous) {
+    if let (true, Some(a), Some(b)) = (expect_growth, &first, &previous) {
+        {
             if b.total() <= a.total() {
                 return Err(format!(
                     "{}: energy did not grow over {reads} reads ({} -> {})",

@@ -178,7 +178,7 @@ fn discover(root: &Path) -> Result<Vec<Found>, MeterError> {
             dirs.push((path, name));
         }
     }
-    dirs.sort_by(|a, b| zone_indices(&a.1).cmp(&zone_indices(&b.1)));
+    dirs.sort_by_key(|d| zone_indices(&d.1));
     dirs.dedup_by(|a, b| a.1 == b.1);
     let mut found: Vec<Found> = Vec::new();
     for (dir, dname) in dirs {
