@@ -41,6 +41,23 @@
 //! assert!(markdown.contains("**reproduced**"));
 //! # Ok::<(), greenlab_report::ReportError>(())
 //! ```
+//!
+//! # Filling a report from greenlab results
+//!
+//! - Findings: one [`Finding`] per claim of the paper, the verdict decided by the caller from
+//!   the statistics, the evidence written with [`mod@format`] (`format::energy`, `format::p_value`)
+//!   so it matches the tables. The HTML page lists them all at the top.
+//! - Best-so-far curves (RQ1): one [`Series`] per strategy over the comparison's energy grid,
+//!   keeping the grid points where the median (and band ends) exist, band = (lower, upper);
+//!   `Axis::new("Cumulative energy", Unit::Joules).log()` when budgets span decades.
+//! - Trade-off scatter: one [`ScatterPoint`] per configuration (group = network or strategy),
+//!   `pareto_front` = the front points from the statistics, cheapest first.
+//! - Per-layer breakdown: [`StackedBars`] with one category per network, segments = layer
+//!   types, sets "energy" (joules) and "FLOPs", `shares: true`.
+//! - Factorial cells: one [`IntervalCell`] per cell mean with its confidence interval.
+//! - ANOVA, summaries, strategy tables: [`Table`] with [`Cell::joules`], [`Cell::percent`],
+//!   [`Cell::PValue`], [`Cell::count`], [`Cell::Empty`] for gaps.
+//! - Configuration: [`Block::KeyValues`]; the command line: [`Block::Code`].
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -82,6 +99,9 @@ pub enum ReportError {
     /// The report could not be serialised as JSON.
     #[error("cannot serialise the report as json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A format name that is not html, md or json.
+    #[error("unknown report format '{0}'; use html, md or json")]
+    UnknownFormat(String),
     /// The output file could not be written; any previous file at `path` is unchanged.
     #[error("cannot write {}: {source}; check that the folder exists and is writable", path.display())]
     Write {
@@ -90,6 +110,68 @@ pub enum ReportError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+/// An output format, as a command line names it (`--format html|md|json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Self-contained HTML ([`render_html`]).
+    Html,
+    /// GitHub-flavoured Markdown ([`render_markdown`]).
+    Markdown,
+    /// The document model as JSON ([`render_json`]).
+    Json,
+}
+
+impl Format {
+    /// The usual file extension, without dot: "html", "md", "json".
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Markdown => "md",
+            Format::Json => "json",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = ReportError;
+
+    /// Accepts "html", "md"/"markdown" and "json", in any case.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name.to_ascii_lowercase().as_str() {
+            "html" | "htm" => Ok(Format::Html),
+            "md" | "markdown" => Ok(Format::Markdown),
+            "json" => Ok(Format::Json),
+            _ => Err(ReportError::UnknownFormat(name.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+/// Renders `report` in `format`.
+///
+/// # Errors
+/// As [`render_html`] and [`render_json`].
+pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
+    match format {
+        Format::Html => render_html(report),
+        Format::Markdown => Ok(render_markdown(report)),
+        Format::Json => render_json(report),
+    }
+}
+
+/// Renders `report` in `format` and writes it to `path` atomically (see [`write_atomically`]).
+///
+/// # Errors
+/// As [`render`] and [`write_atomically`]; on error nothing is written.
+pub fn write_report(report: &Report, format: Format, path: &Path) -> Result<(), ReportError> {
+    write_atomically(path, render(report, format)?)
 }
 
 /// Renders a self-contained HTML page: inline CSS and SVG plots, no scripts, no network.
@@ -189,6 +271,33 @@ mod tests {
             message.contains("check that the folder exists"),
             "{message}"
         );
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn formats_parse_from_their_names_and_render() {
+        assert_eq!("MD".parse::<Format>().unwrap(), Format::Markdown);
+        assert_eq!("markdown".parse::<Format>().unwrap(), Format::Markdown);
+        assert_eq!("html".parse::<Format>().unwrap().extension(), "html");
+        let error = "pdf".parse::<Format>().unwrap_err().to_string();
+        assert_eq!(error, "unknown report format 'pdf'; use html, md or json");
+        let dir = tempfile::tempdir().unwrap();
+        let report = example::report();
+        for format in [Format::Html, Format::Markdown, Format::Json] {
+            let path = dir.path().join(format!("report.{format}"));
+            write_report(&report, format, &path).unwrap();
+            let written = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(written, render(&report, format).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_invalid_report_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.html");
+        let report =
+            Report::new("t").with_section(Section::new("s").with(Table::new(["a"]).with_row([])));
+        assert!(write_report(&report, Format::Html, &path).is_err());
         assert!(!path.exists());
     }
 

@@ -211,7 +211,7 @@ pub struct Finding {
     /// What this run shows.
     pub verdict: Verdict,
     /// The numbers behind the verdict, e.g. "99 % of best accuracy with 41 % of the energy of
-    /// random search (p = 0.004)". Use [`crate::format`] to format the numbers.
+    /// random search (p = 0.004)". Use [`mod@crate::format`] to format the numbers.
     pub evidence: String,
 }
 
