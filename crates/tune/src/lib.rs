@@ -12,6 +12,7 @@ pub mod pruner;
 pub mod sampler;
 pub mod space;
 pub mod storage;
+pub mod study;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trial;

@@ -1,0 +1,200 @@
+//! Running a study: workers that claim or create trials, sample, run the objective under a
+//! lease, report intermediate values to the pruner, and record each outcome with its energy.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use greenlab_tune::config::StudyConfig;
+//! use greenlab_tune::study::{ObjectiveOutput, RunOptions, Study};
+//! use greenlab_tune::MemoryStorage;
+//!
+//! let config = StudyConfig::from_toml(r#"
+//!     name = "demo"
+//!     [space]
+//!     x = { type = "float", low = -1.0, high = 1.0 }
+//!     [stop]
+//!     n_trials = 8
+//! "#).unwrap();
+//! let study = Study::create(Arc::new(MemoryStorage::new()), config).unwrap();
+//! let objective = |p: &greenlab_tune::Params, _ctx: &mut greenlab_tune::study::TrialContext<'_>| {
+//!     let x = p["x"].as_f64().unwrap_or(0.0);
+//!     Ok(ObjectiveOutput { metrics: [("accuracy".to_string(), 1.0 - x * x)].into(), ..Default::default() })
+//! };
+//! let summary = study.run(Arc::new(objective), &RunOptions { workers: 2, ..Default::default() }).unwrap();
+//! assert_eq!(summary.trials_run, 8);
+//! ```
+
+mod command;
+mod objective;
+mod worker;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use command::{CommandObjective, substitute};
+pub use objective::{ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy};
+pub use worker::{Observer, RunOptions, RunSummary, StopReason};
+
+use crate::TuneError;
+use crate::config::{StudyConfig, build_pruner, build_sampler};
+use crate::pruner::Pruner;
+use crate::sampler::Sampler;
+use crate::storage::{Storage, StudyRecord};
+use crate::trial::{Direction, Trial, TrialState};
+
+/// A study bound to its storage, with its sampler and pruner built.
+pub struct Study {
+    storage: Arc<dyn Storage>,
+    record: StudyRecord,
+    config: StudyConfig,
+    sampler: Box<dyn Sampler>,
+    pruner: Box<dyn Pruner>,
+}
+
+impl std::fmt::Debug for Study {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Study")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Study {
+    /// Creates the study in `storage` (or opens it, if one of that name exists with the same
+    /// definition; a different definition is `StudyConflict`).
+    pub fn create(storage: Arc<dyn Storage>, config: StudyConfig) -> Result<Study, TuneError> {
+        config.validate()?;
+        let record = storage.create_study(&config.name, &config.to_json())?;
+        Study::from_parts(storage, record, config)
+    }
+
+    /// Opens an existing study by name, with the definition stored in it (for `worker`).
+    pub fn open(storage: Arc<dyn Storage>, name: &str) -> Result<Study, TuneError> {
+        let record = storage.study(name)?;
+        let config = StudyConfig::from_json(&record.spec_json)?;
+        Study::from_parts(storage, record, config)
+    }
+
+    fn from_parts(
+        storage: Arc<dyn Storage>,
+        record: StudyRecord,
+        config: StudyConfig,
+    ) -> Result<Study, TuneError> {
+        Ok(Study {
+            sampler: build_sampler(&config.sampler)?,
+            pruner: build_pruner(&config.pruner)?,
+            storage,
+            record,
+            config,
+        })
+    }
+
+    /// The study's definition.
+    pub fn config(&self) -> &StudyConfig {
+        &self.config
+    }
+
+    /// The stored study record.
+    pub fn record(&self) -> &StudyRecord {
+        &self.record
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Every trial so far.
+    pub fn trials(&self) -> Result<Vec<Trial>, TuneError> {
+        self.storage.trials(self.record.id)
+    }
+
+    /// Runs `options.workers` worker threads until a stopping rule holds; see [`worker`].
+    pub fn run(
+        &self,
+        objective: Arc<dyn ObjectiveFunction>,
+        options: &RunOptions,
+    ) -> Result<RunSummary, TuneError> {
+        worker::run(self, objective, options)
+    }
+
+    /// Which stopping rule holds now, if any, given the trials and this run's start time.
+    pub fn stop_reason(&self, trials: &[Trial], started: Instant) -> Option<StopReason> {
+        stop_reason(&self.config, self.sampler.as_ref(), trials, started.elapsed())
+    }
+}
+
+/// Energy spent by the study so far: finished trials' totals plus running trials' latest
+/// cumulative intermediate energy.
+pub fn energy_spent(trials: &[Trial]) -> f64 {
+    trials
+        .iter()
+        .map(|t| match &t.energy {
+            Some(e) => e.total.0,
+            None => t.intermediate.last().map(|i| i.energy.0).unwrap_or(0.0),
+        })
+        .filter(|e| e.is_finite())
+        .sum()
+}
+
+/// The best complete value of the first objective, if any.
+pub fn best_value(trials: &[Trial], direction: Direction) -> Option<f64> {
+    trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .filter_map(|t| t.values.as_ref().and_then(|v| v.first().copied()))
+        .filter(|v| !v.is_nan())
+        .reduce(|a, b| match direction {
+            Direction::Maximize => a.max(b),
+            Direction::Minimize => a.min(b),
+        })
+}
+
+fn stop_reason(
+    config: &StudyConfig,
+    sampler: &dyn Sampler,
+    trials: &[Trial],
+    elapsed: Duration,
+) -> Option<StopReason> {
+    let stop = &config.stop;
+    // Every trial ever created counts (failed ones too, so that a crashing objective cannot
+    // keep a study going forever); waiting ones are already promised to run.
+    let count = trials.len() as u64;
+    if let Some(n) = stop.n_trials
+        && count >= n
+    {
+        return Some(StopReason::TrialLimit(n));
+    }
+    if let Some(max) = sampler.max_trials(&config.search_space())
+        && count >= max
+        && !trials.iter().any(|t| t.state == TrialState::Waiting)
+    {
+        return Some(StopReason::SamplerExhausted(max));
+    }
+    if let Some(t) = stop.timeout
+        && elapsed >= t
+    {
+        return Some(StopReason::Timeout(t));
+    }
+    if let Some(budget) = stop.energy_budget {
+        let spent = energy_spent(trials);
+        if spent >= budget.0 {
+            return Some(StopReason::EnergyBudget {
+                budget: budget.0,
+                spent,
+            });
+        }
+    }
+    if let Some(target) = stop.target {
+        let direction = config.objectives[0].direction;
+        if let Some(best) = best_value(trials, direction) {
+            let reached = match direction {
+                Direction::Maximize => best >= target,
+                Direction::Minimize => best <= target,
+            };
+            if reached {
+                return Some(StopReason::TargetReached { target, best });
+            }
+        }
+    }
+    None
+}

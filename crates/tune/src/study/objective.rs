@@ -1,0 +1,158 @@
+//! The thing being optimised, and what it sees of the study while it runs.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use greenlab_meter::{Joules, Measurement};
+
+use crate::pruner::Pruner;
+use crate::space::Params;
+use crate::storage::{Storage, StudyId};
+use crate::trial::{Intermediate, Objective, Trial, TrialEnergy};
+
+/// What an objective returns when it ran to the end (or stopped because it was pruned).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectiveOutput {
+    /// Final metrics by name (`accuracy`, `loss`, ...). The study's objective metrics are read
+    /// from here, except `energy`, which is the trial's measured energy.
+    pub metrics: BTreeMap<String, f64>,
+    /// Energy the trial cost, when the objective measured it itself; otherwise the worker
+    /// measures the whole run with its tracker (if it has one).
+    pub energy: Option<TrialEnergy>,
+    /// Training diverged (NaN or infinite loss): recorded as `diverged`, not `complete`.
+    pub diverged: bool,
+}
+
+/// Why an objective did not produce metrics.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectiveError {
+    /// The objective failed; the message says why (recorded as the trial's `error`).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The function a study optimises: one evaluation per trial.
+///
+/// Contract: called by a worker thread with the trial's parameters; may be called from several
+/// threads at once (one trial each), hence `Send + Sync`. Reports intermediate values through
+/// `ctx` and stops early (returning whatever it has) when [`TrialContext::report`] says
+/// `Break`. Errors fail the trial, never the study.
+pub trait ObjectiveFunction: Send + Sync {
+    /// Evaluates the objective at `params`.
+    fn run(
+        &self,
+        params: &Params,
+        ctx: &mut TrialContext<'_>,
+    ) -> Result<ObjectiveOutput, ObjectiveError>;
+}
+
+impl<F> ObjectiveFunction for F
+where
+    F: Fn(&Params, &mut TrialContext<'_>) -> Result<ObjectiveOutput, ObjectiveError>
+        + Send
+        + Sync,
+{
+    fn run(
+        &self,
+        params: &Params,
+        ctx: &mut TrialContext<'_>,
+    ) -> Result<ObjectiveOutput, ObjectiveError> {
+        self(params, ctx)
+    }
+}
+
+/// A running trial as its objective sees it: where to report intermediate values, and whether
+/// to stop.
+pub struct TrialContext<'a> {
+    pub(crate) storage: &'a dyn Storage,
+    pub(crate) study: StudyId,
+    pub(crate) objectives: &'a [Objective],
+    pub(crate) pruner: &'a dyn Pruner,
+    pub(crate) trial: Trial,
+    pub(crate) pruned: bool,
+    pub(crate) storage_error: Option<String>,
+    pub(crate) lost: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<'a> TrialContext<'a> {
+    /// The trial's number within the study.
+    pub fn number(&self) -> u64 {
+        self.trial.number
+    }
+
+    /// The trial as known so far (parameters, intermediate values reported).
+    pub fn trial(&self) -> &Trial {
+        &self.trial
+    }
+
+    /// The study's objectives; intermediate values are values of the first one.
+    pub fn objectives(&self) -> &[Objective] {
+        self.objectives
+    }
+
+    /// Records the value of the first objective metric after `step` (an epoch, from 1) and the
+    /// trial's cumulative energy so far, then asks the pruner. `Break` means stop now: the
+    /// trial will be recorded as pruned (its energy so far saved from waste). Storage errors
+    /// are kept and reported when the trial ends; they do not stop the objective.
+    pub fn report(&mut self, step: u32, value: f64, energy: Joules) -> ControlFlow<()> {
+        if let Err(e) = self
+            .storage
+            .report_intermediate(self.trial.id, step, value, energy.0)
+        {
+            self.storage_error = Some(e.to_string());
+        }
+        let entry = Intermediate {
+            step,
+            value,
+            energy,
+        };
+        let list = &mut self.trial.intermediate;
+        match list.binary_search_by_key(&step, |i| i.step) {
+            Ok(i) => list[i] = entry,
+            Err(i) => list.insert(i, entry),
+        }
+        if self.should_stop() {
+            return ControlFlow::Break(());
+        }
+        let history = match self.storage.trials(self.study) {
+            Ok(h) => h,
+            Err(e) => {
+                self.storage_error = Some(e.to_string());
+                return ControlFlow::Continue(());
+            }
+        };
+        if self
+            .pruner
+            .should_prune(self.objectives, &self.trial, &history)
+        {
+            self.pruned = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Whether the objective should stop: pruned, or the worker lost its lease on the trial.
+    pub fn should_stop(&self) -> bool {
+        self.pruned || self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the pruner stopped this trial.
+    pub fn was_pruned(&self) -> bool {
+        self.pruned
+    }
+}
+
+/// Converts a meter measurement to a trial's energy record.
+pub fn trial_energy(m: &Measurement) -> TrialEnergy {
+    TrialEnergy {
+        total: m.total,
+        source: m.source(),
+        duration: m.duration,
+        domains: m
+            .domains
+            .iter()
+            .map(|d| (d.domain.clone(), d.energy, d.source))
+            .collect(),
+    }
+}

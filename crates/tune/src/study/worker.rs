@@ -1,0 +1,453 @@
+//! The worker loop.
+//!
+//! Each worker thread repeats, until a stopping rule holds:
+//! 1. reap trials whose lease expired (their workers died), so they are recorded as failed;
+//! 2. check the stopping rules against the storage (trial count, wall time, energy budget,
+//!    target value, an exhausted grid);
+//! 3. claim a waiting (enqueued) trial, or create one and ask the sampler for its parameters;
+//! 4. run the objective while a heartbeat thread renews the lease, passing intermediate values
+//!    to the pruner;
+//! 5. record the outcome — complete, pruned, failed (with the reason) or diverged — with the
+//!    trial's energy, idempotently.
+//!
+//! An objective error or panic fails its trial and never the study. Within one process, trial
+//! creation is serialised so that `n_trials` is exact; workers in several processes check the
+//! rules between trials and may overshoot `n_trials` by at most one trial per process.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use greenlab_meter::Tracker;
+
+use super::objective::{ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy};
+use super::Study;
+use crate::TuneError;
+use crate::sampler::SampleContext;
+use crate::trial::{Trial, TrialOutcome, TrialState};
+
+/// Told about every trial a worker of this process finishes (for progress display).
+pub trait Observer: Send + Sync {
+    /// `trial` ended with `outcome` (already recorded).
+    fn trial_finished(&self, trial: &Trial, outcome: &TrialOutcome);
+}
+
+/// How a run of workers behaves.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Worker threads in this process (at least 1).
+    pub workers: usize,
+    /// Lease on a running trial; a worker silent for this long is presumed dead.
+    pub lease: Duration,
+    /// How often the lease is renewed (default: a third of the lease).
+    pub heartbeat: Option<Duration>,
+    /// Prefix of worker names (`<prefix>-<thread>`); make it unique per machine and process.
+    pub worker_prefix: String,
+    /// Measures each trial's energy when the objective does not report its own.
+    pub tracker: Option<Arc<Tracker>>,
+    /// Told about each finished trial.
+    pub observer: Option<Arc<dyn Observer>>,
+    /// Set to stop the run after the trials in progress (e.g. on Ctrl-C).
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: 1,
+            lease: Duration::from_secs(60),
+            heartbeat: None,
+            worker_prefix: format!("pid{}", std::process::id()),
+            tracker: None,
+            observer: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("workers", &self.workers)
+            .field("lease", &self.lease)
+            .field("worker_prefix", &self.worker_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a run ended.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The study has this many trials.
+    TrialLimit(u64),
+    /// The sampler has nothing new to suggest (a finished grid of this size).
+    SamplerExhausted(u64),
+    /// The run's wall-time limit passed.
+    Timeout(Duration),
+    /// The study's trials together spent at least the budget (joules).
+    EnergyBudget {
+        /// Budget in joules.
+        budget: f64,
+        /// Spent in joules.
+        spent: f64,
+    },
+    /// A complete trial reached the target value.
+    TargetReached {
+        /// The target.
+        target: f64,
+        /// The best value reached.
+        best: f64,
+    },
+    /// The run was cancelled.
+    Cancelled,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::TrialLimit(n) => write!(f, "the study has {n} trials"),
+            StopReason::SamplerExhausted(n) => write!(f, "all {n} grid points were tried"),
+            StopReason::Timeout(t) => write!(f, "the time limit of {:.0} s passed", t.as_secs_f64()),
+            StopReason::EnergyBudget { budget, spent } => {
+                write!(f, "energy budget spent: {spent:.1} J of {budget:.1} J")
+            }
+            StopReason::TargetReached { target, best } => {
+                write!(f, "target {target} reached (best {best})")
+            }
+            StopReason::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    /// Trials run by this process's workers.
+    pub trials_run: u64,
+    /// Why the run ended (the first worker's reason).
+    pub stop: StopReason,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+struct Shared<'a> {
+    study: &'a Study,
+    objective: &'a dyn ObjectiveFunction,
+    options: &'a RunOptions,
+    started: Instant,
+    admission: Mutex<()>,
+}
+
+pub(super) fn run(
+    study: &Study,
+    objective: Arc<dyn ObjectiveFunction>,
+    options: &RunOptions,
+) -> Result<RunSummary, TuneError> {
+    let shared = Shared {
+        study,
+        objective: objective.as_ref(),
+        options,
+        started: Instant::now(),
+        admission: Mutex::new(()),
+    };
+    let results: Vec<Result<(u64, StopReason), TuneError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..options.workers.max(1))
+            .map(|i| {
+                let shared = &shared;
+                let name = format!("{}-{i}", options.worker_prefix);
+                scope.spawn(move || work(shared, &name))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(TuneError::Storage("a worker thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut trials_run = 0;
+    let mut stop = None;
+    for r in results {
+        let (n, reason) = r?;
+        trials_run += n;
+        stop.get_or_insert(reason);
+    }
+    Ok(RunSummary {
+        trials_run,
+        stop: stop.unwrap_or(StopReason::Cancelled),
+        elapsed: shared.started.elapsed(),
+    })
+}
+
+fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneError> {
+    let study = shared.study;
+    let storage = study.storage.as_ref();
+    let id = study.record.id;
+    let options = shared.options;
+    let mut run = 0u64;
+    loop {
+        if options.cancel.load(Ordering::Relaxed) {
+            return Ok((run, StopReason::Cancelled));
+        }
+        storage.reap_expired(id)?;
+        if let Some(reason) = study.stop_reason(&storage.trials(id)?, shared.started) {
+            return Ok((run, reason));
+        }
+        let trial = match storage.claim_waiting(id, worker, options.lease)? {
+            Some(t) => t,
+            None => {
+                let (mut trial, history) = {
+                    // Poisoning only means another worker panicked while creating a trial;
+                    // the guarded section holds no data of its own.
+                    let _guard = shared
+                        .admission
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let history = storage.trials(id)?;
+                    if let Some(reason) = study.stop_reason(&history, shared.started) {
+                        return Ok((run, reason));
+                    }
+                    (storage.create_trial(id, worker, options.lease)?, history)
+                };
+                let space = study.config.search_space();
+                let ctx = SampleContext {
+                    space: &space,
+                    objectives: &study.config.objectives,
+                    history: &history,
+                    number: trial.number,
+                };
+                match study.sampler.suggest(&ctx) {
+                    Ok(params) => {
+                        storage.set_params(trial.id, &params)?;
+                        trial.params = params;
+                    }
+                    Err(e) => {
+                        // A sampler that cannot suggest is a configuration problem: record
+                        // the trial as failed and stop this worker with the error.
+                        let outcome = failed(format!("sampler: {e}"));
+                        storage.finish_trial(trial.id, &outcome)?;
+                        return Err(e);
+                    }
+                }
+                trial
+            }
+        };
+        run_trial(shared, worker, trial)?;
+        run += 1;
+    }
+}
+
+fn failed(reason: String) -> TrialOutcome {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("error".to_string(), serde_json::json!(reason));
+    TrialOutcome {
+        state: TrialState::Failed,
+        values: None,
+        energy: None,
+        attrs,
+    }
+}
+
+fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), TuneError> {
+    let study = shared.study;
+    let storage = study.storage.as_ref();
+    let options = shared.options;
+    let lost = AtomicBool::new(false);
+    let beat = options
+        .heartbeat
+        .unwrap_or(options.lease / 3)
+        .max(Duration::from_millis(10));
+    let trial_id = trial.id;
+    let params = trial.params.clone();
+    let started = Instant::now();
+
+    let (result, ctx_trial, pruned, storage_error, measured) = std::thread::scope(|scope| {
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let lost_ref = &lost;
+        scope.spawn(move || {
+            loop {
+                match stop_rx.recv_timeout(beat) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = storage.heartbeat(trial_id, worker, options.lease) {
+                            if matches!(e, TuneError::TrialState { .. } | TuneError::UnknownTrial(_))
+                            {
+                                lost_ref.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                            // Transient storage trouble: try again at the next beat.
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        });
+        let window = options
+            .tracker
+            .as_ref()
+            .and_then(|t| t.begin(&format!("trial {}", trial.number)).ok());
+        let mut ctx = TrialContext {
+            storage,
+            study: study.record.id,
+            objectives: &study.config.objectives,
+            pruner: study.pruner.as_ref(),
+            trial,
+            pruned: false,
+            storage_error: None,
+            lost: &lost,
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| shared.objective.run(&params, &mut ctx)))
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(super::ObjectiveError::Failed(format!(
+                    "objective panicked: {message}"
+                )))
+            });
+        let measured = match (window, options.tracker.as_ref()) {
+            (Some(w), Some(t)) => t.end(w).ok(),
+            _ => None,
+        };
+        drop(stop_tx);
+        (result, ctx.trial, ctx.pruned, ctx.storage_error, measured)
+    });
+
+    let mut outcome = outcome_for(study, result, &ctx_trial, pruned, measured.as_ref());
+    outcome.attrs.insert(
+        "duration_s".into(),
+        serde_json::json!(started.elapsed().as_secs_f64()),
+    );
+    if let Some(e) = storage_error {
+        outcome
+            .attrs
+            .insert("storage_warning".into(), serde_json::json!(e));
+    }
+    match storage.finish_trial(trial_id, &outcome) {
+        Ok(()) => {}
+        // The lease expired and the trial was reaped meanwhile: it is already recorded as
+        // failed; the study goes on.
+        Err(TuneError::TrialState { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(observer) = &options.observer {
+        let mut finished = ctx_trial;
+        finished.state = outcome.state;
+        finished.values = outcome.values.clone();
+        finished.energy = outcome.energy.clone();
+        observer.trial_finished(&finished, &outcome);
+    }
+    Ok(())
+}
+
+fn outcome_for(
+    study: &Study,
+    result: Result<ObjectiveOutput, super::ObjectiveError>,
+    trial: &Trial,
+    pruned: bool,
+    measured: Option<&greenlab_meter::Measurement>,
+) -> TrialOutcome {
+    let objectives = &study.config.objectives;
+    let last_step = trial.intermediate.last();
+    let (output, error) = match result {
+        Ok(o) => (o, None),
+        Err(e) => (ObjectiveOutput::default(), Some(e.to_string())),
+    };
+    let energy = output.energy.clone().or_else(|| measured.map(trial_energy));
+    let mut attrs = BTreeMap::new();
+    if !output.metrics.is_empty() {
+        attrs.insert("metrics".to_string(), serde_json::json!(output.metrics));
+    }
+    // Values per objective: `energy` from the measurement, others from the metrics; a pruned
+    // trial falls back on its last intermediate value for the first objective.
+    let value_of = |i: usize, metric: &str| -> Option<f64> {
+        if metric == "energy" {
+            energy.as_ref().map(|e| e.total.0)
+        } else {
+            output
+                .metrics
+                .get(metric)
+                .copied()
+                .or_else(|| if i == 0 && pruned { last_step.map(|s| s.value) } else { None })
+        }
+    };
+    let values: Option<Vec<f64>> = objectives
+        .iter()
+        .enumerate()
+        .map(|(i, o)| value_of(i, &o.metric))
+        .collect();
+
+    if pruned {
+        if let Some(step) = last_step {
+            attrs.insert("pruned_at_step".into(), serde_json::json!(step.step));
+        }
+        if let Some(e) = error {
+            attrs.insert("error".into(), serde_json::json!(e));
+        }
+        return TrialOutcome {
+            state: TrialState::Pruned,
+            values,
+            energy,
+            attrs,
+        };
+    }
+    if let Some(e) = error {
+        attrs.insert("error".into(), serde_json::json!(e));
+        return TrialOutcome {
+            state: TrialState::Failed,
+            values: None,
+            energy,
+            attrs,
+        };
+    }
+    let diverged = output.diverged || values.as_ref().is_some_and(|v| v.iter().any(|x| !x.is_finite()));
+    if diverged {
+        attrs.insert("error".into(), serde_json::json!("training diverged"));
+        return TrialOutcome {
+            state: TrialState::Diverged,
+            values: None,
+            energy,
+            attrs,
+        };
+    }
+    match values {
+        Some(values) => TrialOutcome {
+            state: TrialState::Complete,
+            values: Some(values),
+            energy,
+            attrs,
+        },
+        None => {
+            let missing: Vec<&str> = objectives
+                .iter()
+                .enumerate()
+                .filter(|(i, o)| value_of(*i, &o.metric).is_none())
+                .map(|(_, o)| o.metric.as_str())
+                .collect();
+            let got: Vec<&str> = output.metrics.keys().map(String::as_str).collect();
+            let reason = if missing == ["energy"] {
+                "no energy measurement for objective \"energy\"; run with a meter".to_string()
+            } else {
+                format!(
+                    "objective returned no metric {} (it returned: {})",
+                    missing.join(", "),
+                    if got.is_empty() { "nothing".to_string() } else { got.join(", ") }
+                )
+            };
+            attrs.insert("error".into(), serde_json::json!(reason));
+            TrialOutcome {
+                state: TrialState::Failed,
+                values: None,
+                energy,
+                attrs,
+            }
+        }
+    }
+}

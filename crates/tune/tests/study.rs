@@ -1,0 +1,337 @@
+//! The worker loop on the in-memory storage, with synthetic and external-command objectives.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use greenlab_meter::{Joules, Seconds, Source, Tracker};
+use greenlab_tune::config::StudyConfig;
+use greenlab_tune::study::{
+    CommandObjective, ObjectiveError, ObjectiveFunction, ObjectiveOutput, RunOptions, StopReason,
+    Study, TrialContext,
+};
+use greenlab_tune::{MemoryStorage, ParamValue, Params, Storage, TrialEnergy, TrialState};
+
+fn config(extra: &str) -> StudyConfig {
+    StudyConfig::from_toml(&format!(
+        "name = \"s\"\n[space]\nx = {{ type = \"float\", low = -1.0, high = 1.0 }}\n{extra}"
+    ))
+    .unwrap()
+}
+
+fn energy(j: f64) -> Option<TrialEnergy> {
+    Some(TrialEnergy {
+        total: Joules(j),
+        source: Source::Estimated,
+        duration: Seconds(0.1),
+        domains: Vec::new(),
+    })
+}
+
+fn accuracy(p: &Params) -> f64 {
+    let x = p["x"].as_f64().unwrap();
+    1.0 - x * x
+}
+
+/// 1 - x², costing 10 J.
+fn quadratic(p: &Params, _ctx: &mut TrialContext<'_>) -> Result<ObjectiveOutput, ObjectiveError> {
+    Ok(ObjectiveOutput {
+        metrics: [("accuracy".to_string(), accuracy(p))].into(),
+        energy: energy(10.0),
+        diverged: false,
+    })
+}
+
+fn storage() -> Arc<dyn Storage> {
+    Arc::new(MemoryStorage::new())
+}
+
+#[test]
+fn four_workers_run_exactly_n_trials() {
+    let study = Study::create(storage(), config("[stop]\nn_trials = 25\n")).unwrap();
+    let options = RunOptions {
+        workers: 4,
+        ..Default::default()
+    };
+    let summary = study.run(Arc::new(quadratic), &options).unwrap();
+    assert_eq!(summary.trials_run, 25);
+    assert_eq!(summary.stop, StopReason::TrialLimit(25));
+    let trials = study.trials().unwrap();
+    assert_eq!(trials.len(), 25);
+    for t in &trials {
+        assert_eq!(t.state, TrialState::Complete);
+        let v = t.values.as_ref().unwrap()[0];
+        assert!((v - accuracy(&t.params)).abs() < 1e-12);
+        assert_eq!(t.energy.as_ref().unwrap().total, Joules(10.0));
+    }
+}
+
+#[test]
+fn failing_and_panicking_objectives_fail_their_trial_only() {
+    let study = Study::create(storage(), config("[stop]\nn_trials = 9\n")).unwrap();
+    let objective = |p: &Params, ctx: &mut TrialContext<'_>| {
+        match ctx.number() % 3 {
+            0 => Err(ObjectiveError::Failed("out of memory".into())),
+            1 => panic!("boom"),
+            _ => quadratic(p, ctx),
+        }
+    };
+    let summary = study.run(Arc::new(objective), &RunOptions::default()).unwrap();
+    assert_eq!(summary.trials_run, 9);
+    for t in study.trials().unwrap() {
+        let error = t.attrs.get("error").and_then(|e| e.as_str()).unwrap_or("");
+        match t.number % 3 {
+            0 => {
+                assert_eq!(t.state, TrialState::Failed);
+                assert_eq!(error, "out of memory");
+            }
+            1 => {
+                assert_eq!(t.state, TrialState::Failed);
+                assert!(error.contains("panicked: boom"), "{error}");
+            }
+            _ => assert_eq!(t.state, TrialState::Complete),
+        }
+    }
+}
+
+#[test]
+fn missing_metric_and_divergence_are_recorded() {
+    let study = Study::create(storage(), config("[stop]\nn_trials = 2\n")).unwrap();
+    let objective = |_p: &Params, ctx: &mut TrialContext<'_>| {
+        Ok(if ctx.number() == 0 {
+            ObjectiveOutput {
+                metrics: [("loss".to_string(), 0.3)].into(),
+                ..Default::default()
+            }
+        } else {
+            ObjectiveOutput {
+                metrics: [("accuracy".to_string(), 0.1)].into(),
+                diverged: true,
+                ..Default::default()
+            }
+        })
+    };
+    study.run(Arc::new(objective), &RunOptions::default()).unwrap();
+    let trials = study.trials().unwrap();
+    assert_eq!(trials[0].state, TrialState::Failed);
+    let error = trials[0].attrs["error"].as_str().unwrap();
+    assert!(error.contains("no metric accuracy") && error.contains("loss"), "{error}");
+    assert_eq!(trials[1].state, TrialState::Diverged);
+}
+
+#[test]
+fn energy_budget_stops_the_study() {
+    let study = Study::create(
+        storage(),
+        config("[stop]\nn_trials = 100\nenergy_budget = \"35 J\"\n"),
+    )
+    .unwrap();
+    let summary = study.run(Arc::new(quadratic), &RunOptions::default()).unwrap();
+    // 10 J per trial: after 4 trials 40 J ≥ 35 J.
+    assert_eq!(summary.trials_run, 4);
+    assert_eq!(
+        summary.stop,
+        StopReason::EnergyBudget {
+            budget: 35.0,
+            spent: 40.0
+        }
+    );
+}
+
+#[test]
+fn target_stops_the_study() {
+    let study = Study::create(storage(), config("[stop]\nn_trials = 500\ntarget = 0.95\n")).unwrap();
+    let summary = study.run(Arc::new(quadratic), &RunOptions::default()).unwrap();
+    let StopReason::TargetReached { best, .. } = summary.stop else {
+        panic!("expected target stop, got {:?}", summary.stop);
+    };
+    assert!(best >= 0.95);
+    assert!(summary.trials_run < 500);
+    let trials = study.trials().unwrap();
+    let reached: Vec<_> = trials
+        .iter()
+        .filter(|t| t.values.as_ref().is_some_and(|v| v[0] >= 0.95))
+        .collect();
+    assert_eq!(reached.len(), 1, "the study stops at the first trial reaching the target");
+    assert_eq!(reached[0].number, trials.last().unwrap().number);
+}
+
+#[test]
+fn median_pruner_stops_bad_trials_through_the_context() {
+    let study = Study::create(
+        storage(),
+        config(
+            "[pruner]\nname = \"median\"\noptions = { n_startup_trials = 3 }\n[stop]\nn_trials = 12\n",
+        ),
+    )
+    .unwrap();
+    // Trials 0..3 are good; later odd trials are bad from step 1. Each reports 5 steps.
+    let objective = |_p: &Params, ctx: &mut TrialContext<'_>| {
+        let good = ctx.number() < 3 || ctx.number() % 2 == 0;
+        let mut steps_run = 0.0;
+        for step in 1..=5u32 {
+            steps_run += 1.0;
+            let value = if good { 0.5 + 0.05 * step as f64 } else { 0.1 };
+            if ctx.report(step, value, Joules(steps_run)) == ControlFlow::Break(()) {
+                break;
+            }
+        }
+        Ok(ObjectiveOutput {
+            metrics: [("accuracy".to_string(), if good { 0.75 } else { 0.1 })].into(),
+            energy: energy(steps_run),
+            diverged: false,
+        })
+    };
+    study.run(Arc::new(objective), &RunOptions::default()).unwrap();
+    for t in study.trials().unwrap() {
+        let bad = t.number >= 3 && t.number % 2 == 1;
+        if bad {
+            assert_eq!(t.state, TrialState::Pruned, "trial {}", t.number);
+            assert_eq!(t.intermediate.len(), 1, "pruned at its first step");
+            assert_eq!(t.attrs["pruned_at_step"], serde_json::json!(1));
+            assert_eq!(t.energy.as_ref().unwrap().total, Joules(1.0));
+        } else {
+            assert_eq!(t.state, TrialState::Complete, "trial {}", t.number);
+            assert_eq!(t.intermediate.len(), 5);
+        }
+    }
+}
+
+#[test]
+fn enqueued_trials_run_first_and_dead_workers_are_reaped() {
+    let storage = storage();
+    let study = Study::create(Arc::clone(&storage), config("[stop]\nn_trials = 4\n")).unwrap();
+    let id = study.record().id;
+    // A worker that died mid-trial (its lease already expired).
+    let dead = storage.create_trial(id, "dead", Duration::ZERO).unwrap();
+    let mut p = Params::new();
+    p.insert("x".into(), ParamValue::Float(0.25));
+    let queued = storage.enqueue_trial(id, &p).unwrap();
+    // A second process joins the study by name and runs it.
+    let joined = Study::open(Arc::clone(&storage), "s").unwrap();
+    assert_eq!(joined.config(), study.config());
+    let summary = joined.run(Arc::new(quadratic), &RunOptions::default()).unwrap();
+    assert_eq!(summary.trials_run, 3, "the queued trial and two new ones");
+    let trials = joined.trials().unwrap();
+    assert_eq!(trials.len(), 4);
+    let d = trials.iter().find(|t| t.id == dead.id).unwrap();
+    assert_eq!(d.state, TrialState::Failed);
+    assert!(d.attrs["error"].as_str().unwrap().contains("lease expired"));
+    let q = trials.iter().find(|t| t.id == queued.id).unwrap();
+    assert_eq!(q.state, TrialState::Complete);
+    assert_eq!(q.values, Some(vec![1.0 - 0.0625]));
+}
+
+#[test]
+fn a_changed_definition_under_the_same_name_is_refused() {
+    let storage = storage();
+    Study::create(Arc::clone(&storage), config("[stop]\nn_trials = 4\n")).unwrap();
+    let err = Study::create(storage, config("[stop]\nn_trials = 5\n")).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+}
+
+#[test]
+fn grid_study_ends_when_the_grid_is_exhausted() {
+    let study = Study::create(
+        storage(),
+        config("[sampler]\nname = \"grid\"\noptions = { levels = 6 }\n"),
+    )
+    .unwrap();
+    let summary = study
+        .run(
+            Arc::new(quadratic),
+            &RunOptions {
+                workers: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(summary.stop, StopReason::SamplerExhausted(6));
+    let mut xs: Vec<f64> = study
+        .trials()
+        .unwrap()
+        .iter()
+        .map(|t| t.params["x"].as_f64().unwrap())
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    let expected = [-1.0, -0.6, -0.2, 0.2, 0.6, 1.0];
+    assert_eq!(xs.len(), 6);
+    for (a, b) in xs.iter().zip(expected) {
+        assert!((a - b).abs() < 1e-12, "{xs:?}");
+    }
+}
+
+fn command_study(argv: &[&str], n: u64) -> (Study, Arc<dyn ObjectiveFunction>) {
+    let study = Study::create(storage(), config(&format!("[stop]\nn_trials = {n}\n"))).unwrap();
+    let objective = CommandObjective::new(
+        argv.iter().map(|s| s.to_string()).collect(),
+        &study.config().search_space(),
+        Arc::new(Tracker::estimate_only()),
+    )
+    .unwrap();
+    (study, Arc::new(objective))
+}
+
+#[test]
+fn command_objective_reads_the_last_json_line() {
+    let (study, objective) = command_study(
+        &[
+            "sh",
+            "-c",
+            "echo starting; echo '{\"step\": 1, \"accuracy\": 0.2}'; echo '{\"accuracy\": 0.5, \"x\": {x}}'; echo done",
+        ],
+        2,
+    );
+    study.run(objective, &RunOptions::default()).unwrap();
+    for t in study.trials().unwrap() {
+        assert_eq!(t.state, TrialState::Complete, "{:?}", t.attrs);
+        assert_eq!(t.values, Some(vec![0.5]));
+        let echoed = t.attrs["metrics"]["x"].as_f64().unwrap();
+        // serde_json's fast float parser may differ from the printed value in the last bit.
+        let x = t.params["x"].as_f64().unwrap();
+        assert!((echoed - x).abs() < 1e-15, "{{x}} was substituted: {echoed} vs {x}");
+        assert_eq!(t.intermediate.len(), 1, "the step line was reported");
+        assert!(t.energy.is_some(), "the process was measured");
+    }
+}
+
+#[test]
+fn command_failures_are_recorded_with_their_reason() {
+    let (study, objective) = command_study(&["sh", "-c", "echo 'cuda oom' >&2; exit 3"], 1);
+    study.run(objective, &RunOptions::default()).unwrap();
+    let t = &study.trials().unwrap()[0];
+    assert_eq!(t.state, TrialState::Failed);
+    let e = t.attrs["error"].as_str().unwrap();
+    assert!(e.contains("status 3") && e.contains("cuda oom"), "{e}");
+
+    let (study, objective) = command_study(&["sh", "-c", "echo hello"], 1);
+    study.run(objective, &RunOptions::default()).unwrap();
+    let t = &study.trials().unwrap()[0];
+    assert_eq!(t.state, TrialState::Failed);
+    assert!(t.attrs["error"].as_str().unwrap().contains("no JSON metrics line"));
+
+    let (study, objective) = command_study(&["/nonexistent/greenlab-objective"], 1);
+    study.run(objective, &RunOptions::default()).unwrap();
+    let t = &study.trials().unwrap()[0];
+    assert_eq!(t.state, TrialState::Failed);
+    assert!(t.attrs["error"].as_str().unwrap().contains("cannot start"));
+}
+
+#[test]
+fn command_placeholders_must_name_parameters() {
+    let space = config("[stop]\nn_trials = 1\n").search_space();
+    let err = CommandObjective::new(
+        vec!["train".into(), "--lr={lr}".into()],
+        &space,
+        Arc::new(Tracker::estimate_only()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("{lr}"), "{err}");
+    let mut p = BTreeMap::new();
+    p.insert("x".to_string(), ParamValue::Int(3));
+    let sub = |t: &str| greenlab_tune::study::substitute(t, &p).unwrap();
+    assert_eq!(sub("{{x}}={x}"), "{x}=3");
+    assert_eq!(sub("{\"a\": {x}}"), "{\"a\": 3}");
+    assert_eq!(sub("{ x }{}"), "{ x }{}");
+}
