@@ -492,7 +492,7 @@ pub struct StackedBars {
     pub segments: Vec<String>,
     /// One bar per category for each set (e.g. "energy" and "FLOPs"), drawn side by side.
     pub sets: Vec<BarSet>,
-    /// Value axis (used as given unless `shares` is set).
+    /// Value axis (always linear; its unit is replaced by percent when `shares` is set).
     pub value: Axis,
     /// Divide each bar by its total and show percent shares, so sets with different units
     /// (joules, FLOPs) compare on one axis.

@@ -194,6 +194,13 @@ impl AxisSpec {
                 unit: axis.unit.clone(),
             });
         }
+        if !(hi - lo).is_finite() {
+            return Err(PlotError::Invalid(format!(
+                "the {name} axis '{}' spans {lo:e} to {hi:e}, too wide to plot; \
+                 check the values or use a logarithmic axis",
+                axis.label
+            )));
+        }
         if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
             let half = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
             (lo, hi) = (lo - half, hi + half);
@@ -1245,6 +1252,15 @@ mod tests {
         )])));
         assert!(!svg.contains(&long));
         assert!(svg.contains('…'));
+    }
+
+    #[test]
+    fn a_range_too_wide_for_f64_is_an_error_not_a_huge_tick_list() {
+        let plot = line(vec![Series::new(
+            "s",
+            vec![(-1.5e308, 0.5), (1.5e308, 0.6)],
+        )]);
+        assert!(invalid(line_plot(&plot)).contains("too wide to plot"));
     }
 
     #[test]
