@@ -5,6 +5,7 @@
 //! cost — in a [`Storage`]. Storages live in `greenlab-store` (SQLite, PostgreSQL); this crate
 //! holds the contracts and an in-memory storage.
 
+pub mod compare;
 pub mod config;
 pub mod error;
 pub mod memory;

@@ -1,0 +1,331 @@
+//! Comparing tuning strategies by what they reach per joule (the paper's RQ1): for each study,
+//! the best-so-far value of the first objective as a function of cumulative energy, the energy
+//! needed to reach a target, and totals.
+//!
+//! Significance across repetitions lives in `greenlab-stats`; this module only produces the
+//! per-study sequences and numbers it needs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::trial::{Direction, Trial, TrialState};
+
+/// One trial's point on a strategy's curve (trials in the order they finished).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Trial number.
+    pub trial: u64,
+    /// State the trial ended in.
+    pub state: TrialState,
+    /// Energy of this trial and every trial of the study that finished before it, in joules.
+    pub cumulative_energy_j: f64,
+    /// Wall time from the study's first trial start to this trial's end, in seconds.
+    pub elapsed_s: f64,
+    /// This trial's value of the first objective (complete trials only).
+    pub value: Option<f64>,
+    /// Best value among complete trials so far.
+    pub best_so_far: Option<f64>,
+}
+
+/// One study's summary and curve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StrategyCurve {
+    /// Study name.
+    pub study: String,
+    /// Sampler name (from the study definition), when known.
+    pub sampler: Option<String>,
+    /// Sampler seed, when known.
+    pub seed: Option<u64>,
+    /// Finished trials, in the order they finished.
+    pub points: Vec<CurvePoint>,
+    /// Best value reached.
+    pub best: Option<f64>,
+    /// Energy of all finished trials, in joules.
+    pub total_energy_j: f64,
+    /// Trials finished, by state.
+    pub complete: usize,
+    /// Pruned trials.
+    pub pruned: usize,
+    /// Failed and diverged trials.
+    pub failed: usize,
+    /// Cumulative energy when the best-so-far first reached the target (joules).
+    pub energy_to_target_j: Option<f64>,
+    /// Trials finished when the target was first reached.
+    pub trials_to_target: Option<usize>,
+}
+
+/// A comparison of several studies on the same objective.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Direction of the first objective.
+    pub direction: Direction,
+    /// The target value used for energy-to-target.
+    pub target: Option<f64>,
+    /// How the target was chosen.
+    pub target_rule: String,
+    /// One entry per study, in the order given.
+    pub studies: Vec<StrategyCurve>,
+}
+
+/// Input for one study: its name, sampler name and seed if known, and its trials.
+#[derive(Clone, Debug)]
+pub struct StudyTrials {
+    /// Study name.
+    pub name: String,
+    /// Sampler name.
+    pub sampler: Option<String>,
+    /// Sampler seed.
+    pub seed: Option<u64>,
+    /// All trials of the study.
+    pub trials: Vec<Trial>,
+}
+
+fn better(a: f64, b: f64, direction: Direction) -> bool {
+    match direction {
+        Direction::Maximize => a > b,
+        Direction::Minimize => a < b,
+    }
+}
+
+fn reaches(value: f64, target: f64, direction: Direction) -> bool {
+    match direction {
+        Direction::Maximize => value >= target,
+        Direction::Minimize => value <= target,
+    }
+}
+
+/// The curve of one study (no target).
+pub fn curve(input: &StudyTrials, direction: Direction) -> StrategyCurve {
+    let mut finished: Vec<&Trial> = input
+        .trials
+        .iter()
+        .filter(|t| t.state.is_finished())
+        .collect();
+    finished.sort_by(|a, b| {
+        a.finished_at
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.finished_at.unwrap_or(f64::INFINITY))
+            .then(a.number.cmp(&b.number))
+    });
+    let start = input
+        .trials
+        .iter()
+        .filter_map(|t| t.started_at)
+        .reduce(f64::min)
+        .unwrap_or(0.0);
+    let mut cumulative = 0.0;
+    let mut best: Option<f64> = None;
+    let mut points = Vec::with_capacity(finished.len());
+    let (mut complete, mut pruned, mut failed) = (0, 0, 0);
+    for t in finished {
+        let energy = t
+            .energy
+            .as_ref()
+            .map(|e| e.total.0)
+            .or_else(|| t.intermediate.last().map(|i| i.energy.0))
+            .filter(|e| e.is_finite())
+            .unwrap_or(0.0);
+        cumulative += energy;
+        let value = match t.state {
+            TrialState::Complete => {
+                complete += 1;
+                t.values.as_ref().and_then(|v| v.first().copied())
+            }
+            TrialState::Pruned => {
+                pruned += 1;
+                None
+            }
+            _ => {
+                failed += 1;
+                None
+            }
+        }
+        .filter(|v| !v.is_nan());
+        if let Some(v) = value
+            && best.is_none_or(|b| better(v, b, direction))
+        {
+            best = Some(v);
+        }
+        points.push(CurvePoint {
+            trial: t.number,
+            state: t.state,
+            cumulative_energy_j: cumulative,
+            elapsed_s: t.finished_at.map(|f| (f - start).max(0.0)).unwrap_or(0.0),
+            value,
+            best_so_far: best,
+        });
+    }
+    StrategyCurve {
+        study: input.name.clone(),
+        sampler: input.sampler.clone(),
+        seed: input.seed,
+        points,
+        best,
+        total_energy_j: cumulative,
+        complete,
+        pruned,
+        failed,
+        energy_to_target_j: None,
+        trials_to_target: None,
+    }
+}
+
+/// Compares studies. The target is `target` when given; otherwise `target_fraction` of the
+/// best value seen in any of the studies (for minimisation, the best value increased by the
+/// same relative margin: `best · (2 − fraction)` for a positive best).
+pub fn compare(
+    inputs: &[StudyTrials],
+    direction: Direction,
+    target: Option<f64>,
+    target_fraction: f64,
+) -> Comparison {
+    let mut studies: Vec<StrategyCurve> = inputs.iter().map(|i| curve(i, direction)).collect();
+    let overall = studies
+        .iter()
+        .filter_map(|s| s.best)
+        .reduce(|a, b| if better(a, b, direction) { a } else { b });
+    let (target, rule) = match (target, overall) {
+        (Some(t), _) => (Some(t), format!("given target {t}")),
+        (None, Some(best)) => {
+            let t = match direction {
+                Direction::Maximize => best * target_fraction,
+                Direction::Minimize => best * (2.0 - target_fraction),
+            };
+            (
+                Some(t),
+                format!(
+                    "{:.1} % of the best value seen in any study ({best})",
+                    target_fraction * 100.0
+                ),
+            )
+        }
+        (None, None) => (None, "no complete trial in any study".to_string()),
+    };
+    if let Some(t) = target {
+        for s in &mut studies {
+            if let Some((i, p)) = s
+                .points
+                .iter()
+                .enumerate()
+                .find(|(_, p)| p.best_so_far.is_some_and(|b| reaches(b, t, direction)))
+            {
+                s.energy_to_target_j = Some(p.cumulative_energy_j);
+                s.trials_to_target = Some(i + 1);
+            }
+        }
+    }
+    Comparison {
+        direction,
+        target,
+        target_rule: rule,
+        studies,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use greenlab_meter::{Joules, Seconds, Source};
+
+    use super::*;
+    use crate::trial::TrialEnergy;
+
+    fn trial(number: u64, state: TrialState, value: f64, joules: f64, finished: f64) -> Trial {
+        Trial {
+            id: number as i64,
+            number,
+            state,
+            params: BTreeMap::new(),
+            values: (state == TrialState::Complete).then(|| vec![value]),
+            intermediate: Vec::new(),
+            energy: Some(TrialEnergy {
+                total: Joules(joules),
+                source: Source::Counter,
+                duration: Seconds(1.0),
+                domains: Vec::new(),
+            }),
+            attrs: BTreeMap::new(),
+            worker: None,
+            started_at: Some(0.0),
+            finished_at: Some(finished),
+        }
+    }
+
+    fn study(name: &str, trials: Vec<Trial>) -> StudyTrials {
+        StudyTrials {
+            name: name.into(),
+            sampler: None,
+            seed: None,
+            trials,
+        }
+    }
+
+    #[test]
+    fn best_so_far_follows_finishing_order_and_counts_all_energy() {
+        let s = study(
+            "a",
+            vec![
+                trial(0, TrialState::Complete, 0.5, 10.0, 3.0),
+                trial(1, TrialState::Complete, 0.8, 20.0, 1.0),
+                trial(2, TrialState::Failed, 0.0, 5.0, 2.0),
+                trial(3, TrialState::Pruned, 0.0, 1.0, 4.0),
+            ],
+        );
+        let c = curve(&s, Direction::Maximize);
+        let order: Vec<u64> = c.points.iter().map(|p| p.trial).collect();
+        assert_eq!(order, [1, 2, 0, 3]);
+        let energy: Vec<f64> = c.points.iter().map(|p| p.cumulative_energy_j).collect();
+        assert_eq!(energy, [20.0, 25.0, 35.0, 36.0]);
+        let best: Vec<Option<f64>> = c.points.iter().map(|p| p.best_so_far).collect();
+        assert_eq!(best, [Some(0.8), Some(0.8), Some(0.8), Some(0.8)]);
+        assert_eq!((c.complete, c.pruned, c.failed), (2, 1, 1));
+        assert_eq!(c.total_energy_j, 36.0);
+    }
+
+    #[test]
+    fn energy_to_target_uses_the_best_of_all_studies() {
+        let cheap = study(
+            "bo",
+            vec![
+                trial(0, TrialState::Complete, 0.7, 10.0, 1.0),
+                trial(1, TrialState::Complete, 0.9, 10.0, 2.0),
+            ],
+        );
+        let costly = study(
+            "grid",
+            vec![
+                trial(0, TrialState::Complete, 0.6, 30.0, 1.0),
+                trial(1, TrialState::Complete, 0.85, 30.0, 2.0),
+                trial(2, TrialState::Complete, 0.895, 30.0, 3.0),
+            ],
+        );
+        let c = compare(&[cheap, costly], Direction::Maximize, None, 0.99);
+        let t = c.target.unwrap();
+        assert!((t - 0.891).abs() < 1e-12);
+        assert_eq!(c.studies[0].energy_to_target_j, Some(20.0));
+        assert_eq!(c.studies[0].trials_to_target, Some(2));
+        assert_eq!(c.studies[1].energy_to_target_j, Some(90.0));
+        let given = compare(&c_inputs(), Direction::Maximize, Some(0.95), 0.99);
+        assert_eq!(given.studies[0].energy_to_target_j, None, "never reached");
+    }
+
+    fn c_inputs() -> Vec<StudyTrials> {
+        vec![study("x", vec![trial(0, TrialState::Complete, 0.9, 1.0, 1.0)])]
+    }
+
+    #[test]
+    fn minimisation_targets_a_margin_above_the_best() {
+        let s = study(
+            "loss",
+            vec![
+                trial(0, TrialState::Complete, 0.5, 1.0, 1.0),
+                trial(1, TrialState::Complete, 0.2, 1.0, 2.0),
+                trial(2, TrialState::Complete, 0.199, 1.0, 3.0),
+            ],
+        );
+        let c = compare(&[s], Direction::Minimize, None, 0.9);
+        assert!((c.target.unwrap() - 0.199 * 1.1).abs() < 1e-12);
+        assert_eq!(c.studies[0].trials_to_target, Some(2));
+        assert_eq!(c.studies[0].best, Some(0.199));
+    }
+}
