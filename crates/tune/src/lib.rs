@@ -9,6 +9,7 @@ pub mod compare;
 pub mod config;
 pub mod error;
 pub mod memory;
+pub mod linalg;
 pub mod pruner;
 pub mod sampler;
 pub mod space;

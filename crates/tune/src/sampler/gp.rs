@@ -302,12 +302,18 @@ pub(crate) fn propose(
         data::snap(&mut p, kinds);
         candidates.push(p);
     }
+    // Screening needs no gradients: the cheaper prediction.
+    let (mut kbuf, mut vbuf) = (Vec::new(), Vec::new());
     let mut scored: Vec<(f64, usize)> = candidates
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let mut gbuf = vec![0.0; d];
-            (objective(p, &mut gbuf), i)
+            let (m, v) = model.predict(p, &mut kbuf, &mut vbuf);
+            let mut val = acq.value(m, v, best);
+            if let Some((cm, c)) = &cost_model {
+                val -= c * cm.unstandardise_mean(cm.predict(p, &mut kbuf, &mut vbuf).0);
+            }
+            (val, i)
         })
         .filter(|(v, _)| v.is_finite())
         .collect();
