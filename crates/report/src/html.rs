@@ -82,14 +82,7 @@ fn table_html(out: &mut String, table: &Table) {
     if let Some(caption) = &table.caption {
         let _ = write!(out, "<caption>{}</caption>", escape(caption));
     }
-    // A column is numeric (right-aligned header) when all its non-empty cells are numbers.
-    let numeric: Vec<bool> = (0..table.header.len())
-        .map(|col| {
-            let mut cells = table.rows.iter().filter_map(|row| row.get(col)).peekable();
-            cells.peek().is_some()
-                && cells.all(|c| matches!(c, Cell::Number { .. } | Cell::PValue(_) | Cell::Empty))
-        })
-        .collect();
+    let numeric = table.numeric_columns();
     out.push_str("<thead><tr>");
     for (name, numeric) in table.header.iter().zip(&numeric) {
         let class = if *numeric { r#" class="num""# } else { "" };

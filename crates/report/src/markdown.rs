@@ -32,9 +32,19 @@ fn cell_text(cell: &Cell) -> String {
     }
 }
 
-fn pipe_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
+/// A pipe table; columns flagged in `right` are right-aligned (numbers).
+fn pipe_table(out: &mut String, header: &[String], rows: &[Vec<String>], right: &[bool]) {
     let _ = writeln!(out, "| {} |", header.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(header.len().max(1)));
+    let rule: String = (0..header.len().max(1))
+        .map(|col| {
+            if right.get(col).copied().unwrap_or(false) {
+                "---:|"
+            } else {
+                "---|"
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "|{rule}");
     for row in rows {
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
@@ -66,7 +76,8 @@ fn block_markdown(out: &mut String, block: &Block) {
                 .iter()
                 .map(|row| row.iter().map(cell_text).collect())
                 .collect();
-            pipe_table(out, &header, &rows);
+            let right = table.numeric_columns();
+            pipe_table(out, &header, &rows, &right);
             if let Some(caption) = &table.caption {
                 let _ = writeln!(out, "*{}*\n", escape(caption));
             }
@@ -110,7 +121,7 @@ fn block_markdown(out: &mut String, block: &Block) {
                 "last".to_owned(),
                 format!("max {}", escape(&plot.y.label)),
             ];
-            pipe_table(out, &header, &rows);
+            pipe_table(out, &header, &rows, &[]);
         }
         Block::Scatter(plot) => {
             figure_caption(out, "scatter", &plot.caption);
@@ -132,7 +143,7 @@ fn block_markdown(out: &mut String, block: &Block) {
                 escape(&plot.x.label),
                 escape(&plot.y.label),
             ];
-            pipe_table(out, &header, &rows);
+            pipe_table(out, &header, &rows, &[]);
             if !plot.pareto_front.is_empty() {
                 let front: Vec<String> = plot
                     .pareto_front
@@ -167,7 +178,7 @@ fn block_markdown(out: &mut String, block: &Block) {
                     rows.push(row);
                 }
             }
-            pipe_table(out, &header, &rows);
+            pipe_table(out, &header, &rows, &[]);
         }
         Block::IntervalPlot(plot) => {
             figure_caption(out, "intervals", &plot.caption);
@@ -192,7 +203,7 @@ fn block_markdown(out: &mut String, block: &Block) {
                 format!("mean {}", escape(&plot.value.label)),
                 escape(&plot.interval_label),
             ];
-            pipe_table(out, &header, &rows);
+            pipe_table(out, &header, &rows, &[]);
         }
         Block::KeyValues(pairs) => {
             for (key, value) in pairs {
@@ -223,7 +234,12 @@ pub(crate) fn render(report: &Report) -> String {
             .iter()
             .map(|(_, f)| vec![escape(&f.claim), format!("**{}**", f.verdict.label())])
             .collect();
-        pipe_table(&mut out, &["claim".to_owned(), "verdict".to_owned()], &rows);
+        pipe_table(
+            &mut out,
+            &["claim".to_owned(), "verdict".to_owned()],
+            &rows,
+            &[],
+        );
     }
     for section in &report.sections {
         let _ = writeln!(out, "## {}\n", escape(&section.heading));
@@ -245,6 +261,7 @@ mod tests {
         let md = render(&example::report());
         assert!(md.starts_with("# Reproducing"));
         assert!(md.contains("## Findings at a glance"));
+        assert!(md.contains("| run | test accuracy | energy | source | CO₂e | duration |\n|---|---:|---:|---|---:|---:|"), "{md}");
         assert!(md.contains("| Bayesian optimisation reaches good accuracy with less energy than random or grid search | **reproduced** |"));
         assert!(md.contains("> **not reproduced**: Halving complexity"));
         assert!(md.contains("| RQ1 tuning (45 studies) | 88.5% | 2.03 MJ | estimated | 226 g CO₂e | 1 h 30 min |"), "{md}");

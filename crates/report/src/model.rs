@@ -362,6 +362,19 @@ impl Table {
         self.caption = Some(caption.into());
         self
     }
+
+    /// Per column: whether it holds numbers only (numbers, p-values, empty cells), so
+    /// renderers right-align it.
+    pub fn numeric_columns(&self) -> Vec<bool> {
+        (0..self.header.len())
+            .map(|col| {
+                let mut cells = self.rows.iter().filter_map(|row| row.get(col)).peekable();
+                cells.peek().is_some()
+                    && cells
+                        .all(|c| matches!(c, Cell::Number { .. } | Cell::PValue(_) | Cell::Empty))
+            })
+            .collect()
+    }
 }
 
 /// A plot axis: what it shows, in which unit, linear or logarithmic.
