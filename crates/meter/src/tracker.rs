@@ -479,6 +479,11 @@ impl Tracker {
         Self::sample_locked(&self.shared, &mut inner).map(|_| ())
     }
 
+    /// Time since the tracker was created: the time base of `Sample::at`.
+    pub fn elapsed(&self) -> Seconds {
+        Seconds::from(self.shared.origin.elapsed())
+    }
+
     /// The recorded time series (empty unless `MeterOptions::record_samples`).
     pub fn samples(&self) -> Vec<Sample> {
         self.lock().samples.clone()
