@@ -39,6 +39,8 @@ fn exit_code_is_the_commands_and_json_carries_units_and_sources() {
             "measure",
             "--meter",
             "estimate",
+            "--idle-s",
+            "0.2",
             "--country",
             "FRA",
             "--json",
@@ -60,6 +62,20 @@ fn exit_code_is_the_commands_and_json_carries_units_and_sources() {
     assert_eq!(v["energy"]["source"], "estimated");
     assert_eq!(v["duration"]["unit"], "s");
     assert_eq!(v["carbon"]["intensity"]["value"], 56.0);
+    // Idle baseline: gross = idle share + net, net never negative.
+    let gross = v["energy"]["value"].as_f64().unwrap_or(f64::NAN);
+    let idle_j = v["idle"]["energy"]["value"].as_f64().unwrap_or(f64::NAN);
+    let net = v["idle"]["net_energy"]["value"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert!(
+        v["idle"]["power"]["value"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0),
+        "{v}"
+    );
+    assert!(net >= 0.0 && net <= gross, "{v}");
+    assert!((net - (gross - idle_j).max(0.0)).abs() < 1e-9, "{v}");
     let domains = v["domains"].as_array().cloned().unwrap_or_default();
     assert_eq!(domains.len(), 2, "{v}");
     for d in &domains {

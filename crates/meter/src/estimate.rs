@@ -27,6 +27,9 @@ pub const DEFAULT_DRAM_W_PER_GIB: f64 = 0.375;
 /// Watts per logical CPU assumed when the CPU model is not in the built-in table.
 pub const FALLBACK_W_PER_LOGICAL_CPU: f64 = 10.0;
 
+/// Reads closer together than this reuse the last `/proc` sample (see `EstimateMeter::read`).
+pub const REFRESH: Duration = Duration::from_millis(10);
+
 /// The largest TDP accepted, per machine; anything above is treated as a typo.
 pub const MAX_TDP_W: f64 = 10_000.0;
 
@@ -218,6 +221,8 @@ pub struct EstimateMeter {
     dram: Joules,
     updates: u64,
     poll: Duration,
+    /// Energies last returned: reads between refreshes never go below them.
+    returned: [Joules; 2],
 }
 
 impl EstimateMeter {
@@ -251,6 +256,7 @@ impl EstimateMeter {
             dram: Joules(0.0),
             updates: 0,
             poll: Duration::from_secs(1),
+            returned: [Joules(0.0); 2],
         };
         meter.read()?;
         Ok(meter)
@@ -259,6 +265,21 @@ impl EstimateMeter {
     /// The CPU power figure in use and where it came from.
     pub fn tdp(&self) -> &TdpChoice {
         &self.tdp
+    }
+
+    /// A reading that never goes below what was returned before.
+    fn reading(&mut self, cpu: Joules, dram: Joules, warnings: Vec<String>) -> Reading {
+        self.returned = [self.returned[0].max(cpu), self.returned[1].max(dram)];
+        let updates = self.updates;
+        let reading = |energy| DomainReading {
+            energy,
+            source: Source::Estimated,
+            updates,
+        };
+        Reading {
+            domains: vec![reading(self.returned[0]), reading(self.returned[1])],
+            warnings,
+        }
     }
 
     fn sample(&self) -> Result<(CpuTimes, f64), MeterError> {
@@ -281,10 +302,24 @@ impl Meter for EstimateMeter {
         &self.domains
     }
 
+    /// `/proc/stat` only moves in 10 ms ticks and reading it costs tens of microseconds, so
+    /// reads closer than `REFRESH` to the last refresh do not touch `/proc`: they add the idle
+    /// floor of the model (a lower bound of the true model power, so the next refresh never
+    /// has to take energy back) and the last memory term. The next refresh accounts the whole
+    /// interval exactly for the model.
     fn read(&mut self) -> Result<Reading, MeterError> {
         let now = self.clock.now();
-        let (times, gib) = self.sample()?;
         let mut warnings = Vec::new();
+        match self.last {
+            Some((then, _, gib)) if now.saturating_sub(then) < REFRESH => {
+                let dt = now.saturating_sub(then).as_secs_f64();
+                let cpu = self.cpu + Joules(self.tdp.tdp.0 * IDLE_FRACTION * dt);
+                let dram = self.dram + Joules(self.dram_w_per_gib * gib * dt);
+                return Ok(self.reading(cpu, dram, warnings));
+            }
+            _ => {}
+        }
+        let (times, gib) = self.sample()?;
         if let Some((then, prev, prev_gib)) = self.last {
             let dt = now.saturating_sub(then).as_secs_f64();
             let d_total = times.total.saturating_sub(prev.total);
@@ -309,15 +344,7 @@ impl Meter for EstimateMeter {
             }
         }
         self.last = Some((now, times, gib));
-        let reading = |energy| DomainReading {
-            energy,
-            source: Source::Estimated,
-            updates: self.updates,
-        };
-        Ok(Reading {
-            domains: vec![reading(self.cpu), reading(self.dram)],
-            warnings,
-        })
+        Ok(self.reading(self.cpu, self.dram, warnings))
     }
 
     fn poll_interval(&self) -> Option<Duration> {
@@ -380,6 +407,36 @@ mod tests {
         );
         assert!(r.domains.iter().all(|d| d.source == Source::Estimated));
         assert_eq!(r.domains[0].updates, 1);
+    }
+
+    #[test]
+    fn reads_within_a_tick_reuse_the_last_sample_and_never_go_back() {
+        let dir = tempdir();
+        std::fs::write(dir.path().join("cpuinfo"), "processor\t: 0\n").ok();
+        fake_proc(dir.path(), 0, 0, 1024 * 1024);
+        let clock = ManualClock::new();
+        let mut m =
+            EstimateMeter::with_clock(dir.path(), Some(Watts(50.0)), 1.0, Arc::new(clock.clone()))
+                .unwrap_or_else(|e| panic!("{e}"));
+        // /proc disappears: a read 5 ms later must not need it, and adds the idle floor.
+        std::fs::remove_file(dir.path().join("stat")).ok();
+        clock.advance(Duration::from_millis(5));
+        let r = m.read().unwrap_or_else(|e| panic!("{e}"));
+        let floor = 50.0 * IDLE_FRACTION * 0.005;
+        assert!((r.domains[0].energy.0 - floor).abs() < 1e-12, "{r:?}");
+        assert!((r.domains[1].energy.0 - 0.005).abs() < 1e-12, "{r:?}");
+        // Past the tick it reads /proc again (here: a clear error naming the file).
+        clock.advance(Duration::from_millis(10));
+        let err = m.read().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("stat"), "{err}");
+        // Fully busy for the 15 ms: the refresh adds the whole interval, above the floor.
+        fake_proc(dir.path(), 100, 0, 1024 * 1024);
+        let r2 = m.read().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            (r2.domains[0].energy.0 - 50.0 * 0.015).abs() < 1e-12,
+            "{r2:?}"
+        );
+        assert!(r2.domains[0].energy >= r.domains[0].energy);
     }
 
     #[test]

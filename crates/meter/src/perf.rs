@@ -263,9 +263,14 @@ pub struct PerfMeter {
 }
 
 impl PerfMeter {
-    /// Discovers the power PMU under `root` and opens one event per domain.
+    /// Discovers the power PMU under `root` and opens one event per domain (package + ram).
     pub fn new(root: &Path) -> Result<PerfMeter, MeterError> {
         Self::open(root, PerfEvents::discover(root, false)?)
+    }
+
+    /// As `new`, choosing psys alone over package + ram when `prefer_psys` and it exists.
+    pub fn with_psys(root: &Path, prefer_psys: bool) -> Result<PerfMeter, MeterError> {
+        Self::open(root, PerfEvents::discover(root, prefer_psys)?)
     }
 
     /// Opens the given events (after `PerfEvents::discover`).

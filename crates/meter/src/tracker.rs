@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::MeterError;
 use crate::estimate::{self, EstimateMeter};
-use crate::meter::{Domain, Meter};
+use crate::meter::{Domain, DomainKind, Meter};
 use crate::nvml::NvmlMeter;
 use crate::perf::PerfMeter;
 use crate::powercap::{PowercapMeter, PowercapOptions};
@@ -269,7 +269,10 @@ impl Tracker {
         let mut meters: Vec<Box<dyn Meter>> = Vec::new();
         match choice {
             MeterChoice::Rapl => meters.push(Box::new(powercap(options)?)),
-            MeterChoice::Perf => meters.push(Box::new(PerfMeter::new(&options.perf_root)?)),
+            MeterChoice::Perf => meters.push(Box::new(PerfMeter::with_psys(
+                &options.perf_root,
+                options.prefer_psys,
+            )?)),
             MeterChoice::Nvml => meters.push(Box::new(nvml(options)?)),
             MeterChoice::Estimate => meters.push(Box::new(estimate(options)?)),
             MeterChoice::Auto => {
@@ -277,7 +280,7 @@ impl Tracker {
                     Ok(m) => Box::new(m),
                     Err(e) => {
                         notes.push(format!("rapl (powercap) unavailable: {e}"));
-                        match PerfMeter::new(&options.perf_root) {
+                        match PerfMeter::with_psys(&options.perf_root, options.prefer_psys) {
                             Ok(m) => Box::new(m),
                             Err(e) => {
                                 notes.push(format!("rapl (perf events) unavailable: {e}"));
@@ -293,6 +296,16 @@ impl Tracker {
                         }
                     }
                 };
+                if !cpu
+                    .domains()
+                    .iter()
+                    .any(|d| matches!(d.kind, DomainKind::Dram | DomainKind::Psys))
+                {
+                    notes.push(format!(
+                        "{} reports no dram domain on this cpu: memory energy is not included",
+                        cpu.name()
+                    ));
+                }
                 meters.push(cpu);
                 if options.gpus {
                     match nvml(options) {
@@ -569,13 +582,12 @@ impl Tracker {
         for (i, (domain, source)) in self.described.iter().enumerate() {
             let energy = end.energy.get(i).copied().unwrap_or_default()
                 - w.start.energy.get(i).copied().unwrap_or_default();
-            let updates = end.updates.get(i).copied().unwrap_or(0)
-                - w.start
-                    .updates
-                    .get(i)
-                    .copied()
-                    .unwrap_or(0)
-                    .min(end.updates.get(i).copied().unwrap_or(0));
+            let updates = end
+                .updates
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(w.start.updates.get(i).copied().unwrap_or(0));
             let resolution = self.resolution.get(i).copied().unwrap_or_default();
             if duration.as_duration() < resolution {
                 warnings.push(format!(

@@ -299,3 +299,23 @@ fn invalid_options_are_rejected_before_touching_hardware() {
     assert!("nonsense".parse::<MeterChoice>().is_err());
     assert_eq!("NVML".parse::<MeterChoice>().ok(), Some(MeterChoice::Nvml));
 }
+
+#[test]
+fn tracker_is_send_and_sync_and_windows_work_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tracker>();
+    let (meter, energy) = HandMeter::new(Duration::ZERO);
+    let tracker = Tracker::from_meters(vec![Box::new(meter)], &MeterOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let id = tracker.begin("outer").unwrap_or_else(|e| panic!("{e}"));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let ((), m) = tracker
+                .measure("in-thread", || add(&energy, 2.0, 0.0))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(m.total, Joules(2.0));
+        });
+    });
+    let m = tracker.end(id).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.total, Joules(2.0));
+}
