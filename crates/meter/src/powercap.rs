@@ -132,7 +132,7 @@ impl PowercapMeter {
 
 /// Reads a counter file; permission denied becomes `Unsupported` with the fix.
 fn read_counter(path: &Path) -> Result<u64, MeterError> {
-    match std::fs::read_to_string(path) {
+    match read_small(path) {
         Ok(text) => sysfs::parse_u64(path, text.trim()),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             Err(MeterError::Unsupported(format!(
@@ -145,6 +145,30 @@ fn read_counter(path: &Path) -> Result<u64, MeterError> {
         }
         Err(e) => Err(MeterError::io(path, e)),
     }
+}
+
+/// Reads a short pseudo-file into a stack buffer (window edges read several of these; no
+/// allocation keeps an edge cheap). Counters are at most 20 digits.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..])?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if len == buf.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "longer than any energy counter (64 bytes)",
+            ));
+        }
+    }
+    String::from_utf8(buf[..len].to_vec())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not utf-8 text"))
 }
 
 /// Lists RAPL zones, flat (`root/intel-rapl:0:1`, as in /sys/class/powercap) or nested
