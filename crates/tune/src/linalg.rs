@@ -209,8 +209,8 @@ mod tests {
         }
         let x: Vec<f64> = (0..n).map(|i| (i as f64).sin()).collect();
         let (mut y, mut z) = (vec![0.0; n], vec![0.0; n]);
-        mul_lower(&l, n, &x, &mut y);
-        mul_lower_t(&l, n, &y, &mut z);
+        mul_lower_t(&l, n, &x, &mut y);
+        mul_lower(&l, n, &y, &mut z);
         let want: Vec<f64> = (0..n)
             .map(|i| (0..n).map(|j| a[i * n + j] * x[j]).sum())
             .collect();

@@ -143,9 +143,10 @@ impl Sampler for TpeSampler {
         let mut x = if o.multivariate {
             let mut best = (f64::NEG_INFINITY, vec![0.5; d]);
             let mut cand = vec![0.0; d];
+            let mut terms = Vec::with_capacity(l.k.max(g.k));
             for _ in 0..o.n_ei_candidates.max(1) {
                 l.sample(&mut rng, &mut cand);
-                let score = l.log_pdf(&cand) - g.log_pdf(&cand);
+                let score = l.log_pdf(&cand, &mut terms) - g.log_pdf(&cand, &mut terms);
                 if score > best.0 {
                     best = (score, cand.clone());
                 }
@@ -207,6 +208,8 @@ struct Parzen {
     /// Categorical dimensions: for each, the level centres and per component ln-probabilities
     /// (`c * levels + i`).
     cats: Vec<Option<(Vec<f64>, Vec<f64>)>>,
+    /// Whether any dimension is categorical.
+    any_cat: bool,
 }
 
 impl Parzen {
@@ -303,19 +306,28 @@ impl Parzen {
         }
         let mut inv_sigma = vec![0.0; k * d];
         let mut log_norm = vec![0.0; k * d];
+        // Most components share one bandwidth: cache its logarithm.
+        let mut last_ln = (f64::NAN, 0.0);
         for i in 0..k * d {
             let (m, s) = (mu[i], sigma[i]);
             inv_sigma[i] = 1.0 / s;
-            // The truncation matters only near the ends of [0, 1].
-            let z = if m - 6.0 * s > 0.0 && m + 6.0 * s < 1.0 {
-                1.0
-            } else {
-                (super::gp::normal::cdf((1.0 - m) / s) - super::gp::normal::cdf(-m / s))
-                    .max(1e-300)
-            };
-            log_norm[i] = -s.ln() - LN_SQRT_2PI - z.ln();
+            if s != last_ln.0 {
+                last_ln = (s, s.ln());
+            }
+            // Mass of the Gaussian inside [0, 1]; tails beyond 8σ are negligible.
+            let (a, b) = (m / s, (1.0 - m) / s);
+            let mut z = 1.0;
+            if a < 8.0 {
+                z -= fast_upper_tail(a);
+            }
+            if b < 8.0 {
+                z -= fast_upper_tail(b);
+            }
+            log_norm[i] = -last_ln.1 - LN_SQRT_2PI - z.max(1e-300).ln();
         }
+        let any_cat = cats.iter().any(Option::is_some);
         Parzen {
+            any_cat,
             d,
             k,
             log_w,
@@ -378,40 +390,96 @@ impl Parzen {
         self.log_norm[i] - 0.5 * z * z
     }
 
-    /// ln of the joint density at `x`.
-    fn log_pdf(&self, x: &[f64]) -> f64 {
-        let mut terms = Vec::with_capacity(self.k);
+    /// ln of the joint density at `x`; `terms` is scratch space.
+    fn log_pdf(&self, x: &[f64], terms: &mut Vec<f64>) -> f64 {
+        let d = self.d;
+        terms.clear();
+        let mut max = f64::NEG_INFINITY;
         for c in 0..self.k {
             let mut s = self.log_w[c];
-            for (j, &v) in x.iter().enumerate() {
-                s += self.log_kernel(c, j, v);
+            if self.any_cat {
+                for (j, &v) in x.iter().enumerate() {
+                    s += self.log_kernel(c, j, v);
+                }
+            } else {
+                let base = c * d;
+                for (j, &v) in x.iter().enumerate() {
+                    let z = (v - self.mu[base + j]) * self.inv_sigma[base + j];
+                    s += self.log_norm[base + j] - 0.5 * z * z;
+                }
             }
+            max = max.max(s);
             terms.push(s);
         }
-        log_sum_exp(&terms)
+        if !max.is_finite() {
+            return max;
+        }
+        // Terms more than 40 below the maximum add less than e⁻⁴⁰ each: skip their exp.
+        let sum: f64 = terms
+            .iter()
+            .filter(|&&t| t > max - 40.0)
+            .map(|&t| (t - max).exp())
+            .sum();
+        max + sum.ln()
     }
 
     /// ln of the marginal density of dimension `j` at `v`.
     fn log_pdf_dim(&self, j: usize, v: f64) -> f64 {
-        let terms: Vec<f64> = (0..self.k)
-            .map(|c| self.log_w[c] + self.log_kernel(c, j, v))
-            .collect();
-        log_sum_exp(&terms)
+        let mut acc = LogSumExp::default();
+        for c in 0..self.k {
+            acc.add(self.log_w[c] + self.log_kernel(c, j, v));
+        }
+        acc.value()
     }
+}
+
+/// Running `ln Σ exp(tᵢ)`.
+struct LogSumExp {
+    max: f64,
+    sum: f64,
+}
+
+impl Default for LogSumExp {
+    fn default() -> Self {
+        LogSumExp {
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+        }
+    }
+}
+
+impl LogSumExp {
+    #[inline]
+    fn add(&mut self, t: f64) {
+        if t <= self.max {
+            self.sum += (t - self.max).exp();
+        } else if t.is_finite() {
+            self.sum = self.sum * (self.max - t).exp() + 1.0;
+            self.max = t;
+        }
+    }
+
+    fn value(&self) -> f64 {
+        self.max + self.sum.ln()
+    }
+}
+
+/// `1 − Φ(a)` to about 1e-7 absolute (Abramowitz & Stegun 7.1.26 for
+/// erfc); the estimators need their normalising constants only roughly.
+fn fast_upper_tail(a: f64) -> f64 {
+    let x = a.abs() * std::f64::consts::FRAC_1_SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let tail = 0.5 * poly * (-x * x).exp();
+    if a >= 0.0 { tail } else { 1.0 - tail }
 }
 
 fn nearest(levels: &[f64], v: f64) -> usize {
     let m = levels.len();
     // Levels of categorical dimensions are the centres of m equal bins.
     ((v * m as f64).floor().max(0.0) as usize).min(m - 1)
-}
-
-fn log_sum_exp(terms: &[f64]) -> f64 {
-    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !max.is_finite() {
-        return max;
-    }
-    max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
 }
 
 #[cfg(test)]
@@ -440,7 +508,7 @@ mod tests {
             let p = Parzen::new(&refs, &[DimKind::Continuous], &o);
             let n = 20_000;
             let integral: f64 = (0..n)
-                .map(|i| p.log_pdf(&[(i as f64 + 0.5) / n as f64]).exp() / n as f64)
+                .map(|i| p.log_pdf(&[(i as f64 + 0.5) / n as f64], &mut vec![]).exp() / n as f64)
                 .sum();
             assert!((integral - 1.0).abs() < 1e-3, "∫ = {integral}");
         }

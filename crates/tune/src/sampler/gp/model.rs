@@ -100,6 +100,8 @@ pub struct FitOptions {
     pub starts: Vec<KernelParams>,
     /// Iterations per start.
     pub max_iter: usize,
+    /// Longest length scale allowed (unit-cube units).
+    pub max_length_scale: f64,
 }
 
 impl GpModel {
@@ -128,7 +130,7 @@ impl GpModel {
                 }
             }
         }
-        let mut lo = vec![1e-3f64.ln(); d];
+        let mut lo = vec![(1.0 / (opts.max_length_scale * opts.max_length_scale)).ln().min(4.0); d];
         let mut hi = vec![1e4f64.ln(); d];
         lo.extend([1e-2f64.ln(), MIN_NOISE.ln()]);
         hi.extend([1e2f64.ln(), 2.0f64.ln()]);
@@ -483,6 +485,7 @@ mod tests {
         let opts = FitOptions {
             starts: vec![KernelParams::default_for(2)],
             max_iter: 50,
+            max_length_scale: 30.0,
         };
         let gp = GpModel::fit(&x, &y, &cat, &opts).unwrap();
         let p = [0.37, 0.61];
