@@ -19,8 +19,8 @@ use greenlab_tune::sampler::quasi::SobolSampler;
 use greenlab_tune::sampler::random::RandomSampler;
 use greenlab_tune::sampler::tpe::{TpeOptions, TpeSampler};
 use greenlab_tune::{
-    Direction, Distribution, Objective, Params, SampleContext, Sampler,
-    SearchSpace, Trial, TrialState,
+    Direction, Distribution, Objective, Params, SampleContext, Sampler, SearchSpace, Trial,
+    TrialState,
 };
 
 const TRIALS: usize = 100;
@@ -34,7 +34,11 @@ struct Function {
 }
 
 fn branin(x: &[f64]) -> f64 {
-    let (a, b, c) = (1.0, 5.1 / (4.0 * std::f64::consts::PI.powi(2)), 5.0 / std::f64::consts::PI);
+    let (a, b, c) = (
+        1.0,
+        5.1 / (4.0 * std::f64::consts::PI.powi(2)),
+        5.0 / std::f64::consts::PI,
+    );
     let (r, s, t) = (6.0, 10.0, 1.0 / (8.0 * std::f64::consts::PI));
     a * (x[1] - b * x[0] * x[0] + c * x[0] - r).powi(2) + s * (1.0 - t) * x[0].cos() + s
 }
@@ -70,7 +74,11 @@ fn rosenbrock(x: &[f64]) -> f64 {
 fn ackley(x: &[f64]) -> f64 {
     let n = x.len() as f64;
     let s1 = x.iter().map(|v| v * v).sum::<f64>() / n;
-    let s2 = x.iter().map(|v| (std::f64::consts::TAU * v).cos()).sum::<f64>() / n;
+    let s2 = x
+        .iter()
+        .map(|v| (std::f64::consts::TAU * v).cos())
+        .sum::<f64>()
+        / n;
     -20.0 * (-0.2 * s1.sqrt()).exp() - s2.exp() + 20.0 + std::f64::consts::E
 }
 
@@ -219,7 +227,11 @@ fn run(
     // Fast samplers are timed over many repetitions (the CPU clock ticks coarsely).
     let probe = Instant::now();
     let _ = sampler.suggest(&ctx).expect("suggestion");
-    let reps = if probe.elapsed().as_secs_f64() < 2e-3 { 400 } else { 1 };
+    let reps = if probe.elapsed().as_secs_f64() < 2e-3 {
+        400
+    } else {
+        1
+    };
     let (mut cpu, mut wall): (Vec<f64>, Vec<f64>) = (0..3)
         .map(|_| {
             let c0 = thread_cpu_ms();
@@ -235,7 +247,11 @@ fn run(
             (c, w)
         })
         .unzip();
-    (at, median(std::mem::take(&mut cpu)), median(std::mem::take(&mut wall)))
+    (
+        at,
+        median(std::mem::take(&mut cpu)),
+        median(std::mem::take(&mut wall)),
+    )
 }
 
 /// CPU time of this thread in milliseconds (Linux `schedstat`), so that suggestion times are

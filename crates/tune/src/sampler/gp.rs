@@ -194,6 +194,9 @@ impl Sampler for GpSampler {
     }
 }
 
+/// Points and log-joules of the trials with a measured energy, and the cost exponent.
+pub(crate) type CostData = ((Vec<Vec<f64>>, Vec<f64>), f64);
+
 /// Points and log-joules of the observations with a measured energy.
 fn log_energy(obs: &Observations) -> (Vec<Vec<f64>>, Vec<f64>) {
     obs.x
@@ -226,13 +229,21 @@ pub(crate) fn propose(
     pending: &[Vec<f64>],
     kinds: &[DimKind],
     o: &GpOptions,
-    cost: Option<((Vec<Vec<f64>>, Vec<f64>), f64)>,
+    cost: Option<CostData>,
     rng: &mut TrialRng,
 ) -> Vec<f64> {
     let d = kinds.len();
     let categorical: Vec<bool> = kinds
         .iter()
-        .map(|k| matches!(k, DimKind::Discrete { categorical: true, .. }))
+        .map(|k| {
+            matches!(
+                k,
+                DimKind::Discrete {
+                    categorical: true,
+                    ..
+                }
+            )
+        })
         .collect();
     let random_point = |rng: &mut TrialRng| {
         let mut p: Vec<f64> = (0..d).map(|_| rng.next_f64()).collect();
@@ -337,7 +348,10 @@ pub(crate) fn propose(
     let mut starts: Vec<Vec<f64>> = Vec::with_capacity(o.n_local_search + 1);
     if let Some(&(top_val, top_i)) = scored.first() {
         starts.push(candidates[top_i].clone());
-        let mut weights: Vec<f64> = scored[1..].iter().map(|(v, _)| (v - top_val).exp()).collect();
+        let mut weights: Vec<f64> = scored[1..]
+            .iter()
+            .map(|(v, _)| (v - top_val).exp())
+            .collect();
         let mut used = vec![false; weights.len()];
         for _ in 1..o.n_local_search.min(scored.len()) {
             let total: f64 = weights.iter().sum();
@@ -372,14 +386,27 @@ pub(crate) fn propose(
         gtol: 1e-5,
         ftol: 1e-9,
     };
-    let mut best_point: Option<(f64, Vec<f64>)> = scored.first().map(|&(v, i)| (v, candidates[i].clone()));
+    let mut best_point: Option<(f64, Vec<f64>)> =
+        scored.first().map(|&(v, i)| (v, candidates[i].clone()));
     for s in starts {
         // Discrete coordinates are held by zero-width bounds.
         let lo: Vec<f64> = (0..d)
-            .map(|j| if matches!(kinds[j], DimKind::Continuous) { 0.0 } else { s[j] })
+            .map(|j| {
+                if matches!(kinds[j], DimKind::Continuous) {
+                    0.0
+                } else {
+                    s[j]
+                }
+            })
             .collect();
         let hi: Vec<f64> = (0..d)
-            .map(|j| if matches!(kinds[j], DimKind::Continuous) { 1.0 } else { s[j] })
+            .map(|j| {
+                if matches!(kinds[j], DimKind::Continuous) {
+                    1.0
+                } else {
+                    s[j]
+                }
+            })
             .collect();
         let m = minimize(
             |p, grad| {

@@ -108,7 +108,9 @@ impl Acquisition {
         let std = var.max(MIN_VAR).sqrt();
         match *self {
             Acquisition::ExpectedImprovement => log_expected_improvement(mean, std, best),
-            Acquisition::ProbabilityOfImprovement { xi } => normal::log_cdf((mean - best - xi) / std),
+            Acquisition::ProbabilityOfImprovement { xi } => {
+                normal::log_cdf((mean - best - xi) / std)
+            }
             Acquisition::UpperConfidenceBound { beta } => upper_confidence_bound(mean, std, beta),
         }
     }
@@ -163,7 +165,8 @@ mod tests {
                 let mut g = [0.0];
                 acq.value_grad(m, v, 1.0, &[1.0], &[0.02], &mut g);
                 let e = 1e-6;
-                let fd = (acq.value(m + e, v + 0.02 * e, 1.0) - acq.value(m - e, v - 0.02 * e, 1.0))
+                let fd = (acq.value(m + e, v + 0.02 * e, 1.0)
+                    - acq.value(m - e, v - 0.02 * e, 1.0))
                     / (2.0 * e);
                 assert!((fd - g[0]).abs() < 1e-5 * (1.0 + fd.abs()), "{acq:?} t={t}");
             }

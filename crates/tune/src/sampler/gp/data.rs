@@ -200,8 +200,8 @@ fn radical_inverse(mut i: u64, base: u64) -> f64 {
 /// (Cranley–Patterson rotation), so that the start-up trials of one seed cover the cube evenly
 /// whatever their numbers. Beyond 32 dimensions the coordinates are uniform random.
 pub fn startup_point(seed: u64, index: u64, d: usize) -> Vec<f64> {
-    let mut shift_rng = TrialRng::new(seed, u64::MAX, 0x5EED_0F_5A17);
-    let mut own = TrialRng::new(seed, index, 0x5EED_0F_5A18);
+    let mut shift_rng = TrialRng::new(seed, u64::MAX, 0x5EED_5A17);
+    let mut own = TrialRng::new(seed, index, 0x5EED_5A18);
     (0..d)
         .map(|j| {
             let shift = shift_rng.next_f64();

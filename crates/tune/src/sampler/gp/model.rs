@@ -130,7 +130,12 @@ impl GpModel {
                 }
             }
         }
-        let mut lo = vec![(1.0 / (opts.max_length_scale * opts.max_length_scale)).ln().min(4.0); d];
+        let mut lo = vec![
+            (1.0 / (opts.max_length_scale * opts.max_length_scale))
+                .ln()
+                .min(4.0);
+            d
+        ];
         let mut hi = vec![1e4f64.ln(); d];
         lo.extend([1e-2f64.ln(), MIN_NOISE.ln()]);
         hi.extend([1e2f64.ln(), 2.0f64.ln()]);
@@ -180,7 +185,10 @@ impl GpModel {
         for a in 0..n {
             for b in 0..a {
                 let r2: f64 = (0..d)
-                    .map(|j| params.inv_sq_ls[j] * delta2(flat[a * d + j], flat[b * d + j], categorical[j]))
+                    .map(|j| {
+                        params.inv_sq_ls[j]
+                            * delta2(flat[a * d + j], flat[b * d + j], categorical[j])
+                    })
                     .sum();
                 let v = params.scale * matern(r2).0;
                 k[a * n + b] = v;
@@ -232,11 +240,6 @@ impl GpModel {
             .map(|j| self.params.inv_sq_ls[j] * delta2(x[j], xi[j], self.categorical[j]))
             .sum();
         self.params.scale * matern(r2).0
-    }
-
-    /// Number of training points.
-    pub fn len(&self) -> usize {
-        self.n
     }
 
     /// Fitted hyperparameters.
@@ -339,7 +342,14 @@ fn standardise(y: &[f64]) -> (f64, f64) {
     let mean = y.iter().sum::<f64>() / n;
     let var = y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
     let std = var.sqrt();
-    (mean, if std > 1e-12 * (1.0 + mean.abs()) { std } else { 1.0 })
+    (
+        mean,
+        if std > 1e-12 * (1.0 + mean.abs()) {
+            std
+        } else {
+            1.0
+        },
+    )
 }
 
 /// Buffers for the likelihood.
@@ -502,8 +512,14 @@ mod tests {
             pm[j] -= e;
             let (mp, vp) = gp.predict(&pp, &mut k, &mut v);
             let (mm, vm) = gp.predict(&pm, &mut k, &mut v);
-            assert!((dm[j] - (mp - mm) / (2.0 * e)).abs() < 1e-5, "mean, dim {j}");
-            assert!((dv[j] - (vp - vm) / (2.0 * e)).abs() < 1e-5, "variance, dim {j}");
+            assert!(
+                (dm[j] - (mp - mm) / (2.0 * e)).abs() < 1e-5,
+                "mean, dim {j}"
+            );
+            assert!(
+                (dv[j] - (vp - vm) / (2.0 * e)).abs() < 1e-5,
+                "variance, dim {j}"
+            );
         }
     }
 }

@@ -122,7 +122,10 @@ mod tests {
             let fd = (log_h(z + e) - log_h(z - e)) / (2.0 * e);
             assert!((fd - d_log_h(z)).abs() < 1e-5 * (1.0 + fd.abs()), "z = {z}");
             let fd = (log_cdf(z + e) - log_cdf(z - e)) / (2.0 * e);
-            assert!((fd - d_log_cdf(z)).abs() < 1e-5 * (1.0 + fd.abs()), "z = {z}");
+            assert!(
+                (fd - d_log_cdf(z)).abs() < 1e-5 * (1.0 + fd.abs()),
+                "z = {z}"
+            );
         }
     }
 }

@@ -195,7 +195,10 @@ mod tests {
             ..LbfgsOptions::default()
         };
         let m = minimize(rosen, &[-1.2, 1.0], &[-2.0, -2.0], &[2.0, 2.0], opts);
-        assert!((m.x[0] - 1.0).abs() < 1e-3 && (m.x[1] - 1.0).abs() < 1e-3, "{m:?}");
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-3 && (m.x[1] - 1.0).abs() < 1e-3,
+            "{m:?}"
+        );
         // With the box [−2, 0.5]², the minimum sits on the boundary a = 0.5, b = 0.25.
         let m = minimize(rosen, &[-1.2, 0.0], &[-2.0, -2.0], &[0.5, 0.5], opts);
         assert!((m.x[0] - 0.5).abs() < 1e-4, "{m:?}");

@@ -6,7 +6,12 @@ use super::*;
 use crate::space::{Distribution, ParamValue, SearchSpace};
 use crate::trial::{Direction, Objective, Trial, TrialState};
 
-pub(crate) fn trial(number: u64, params: Params, values: Option<Vec<f64>>, state: TrialState) -> Trial {
+pub(crate) fn trial(
+    number: u64,
+    params: Params,
+    values: Option<Vec<f64>>,
+    state: TrialState,
+) -> Trial {
     Trial {
         id: number as i64,
         number,
@@ -40,11 +45,18 @@ fn float_space(d: usize, low: f64, high: f64) -> SearchSpace {
 }
 
 fn xs(p: &Params, d: usize) -> Vec<f64> {
-    (0..d).map(|i| p[&format!("x{i}")].as_f64().unwrap()).collect()
+    (0..d)
+        .map(|i| p[&format!("x{i}")].as_f64().unwrap())
+        .collect()
 }
 
 /// Runs `n` sequential trials of `f` (minimised) and returns the history.
-fn run_study(sampler: &dyn Sampler, space: &SearchSpace, n: u64, f: impl Fn(&[f64]) -> f64) -> Vec<Trial> {
+fn run_study(
+    sampler: &dyn Sampler,
+    space: &SearchSpace,
+    n: u64,
+    f: impl Fn(&[f64]) -> f64,
+) -> Vec<Trial> {
     let objectives = [Objective {
         metric: "loss".into(),
         direction: Direction::Minimize,
@@ -73,6 +85,28 @@ fn best(history: &[Trial]) -> f64 {
 }
 
 #[test]
+fn conforms_to_the_sampler_contract() {
+    for acquisition in [
+        Acquisition::ExpectedImprovement,
+        Acquisition::ProbabilityOfImprovement { xi: 0.01 },
+    ] {
+        crate::testing::check_sampler(
+            &|seed| {
+                Box::new(GpSampler::new(
+                    seed,
+                    GpOptions {
+                        acquisition,
+                        n_startup: 5,
+                        ..GpOptions::default()
+                    },
+                ))
+            },
+            12,
+        );
+    }
+}
+
+#[test]
 fn gp_fits_a_known_function() {
     // Noise-free sin(6x) at 8 points of [0, 1].
     let x: Vec<Vec<f64>> = (0..8).map(|i| vec![i as f64 / 7.0]).collect();
@@ -89,7 +123,11 @@ fn gp_fits_a_known_function() {
         let (m, var) = gp.predict(p, &mut k, &mut v);
         let got = gp.unstandardise_mean(m);
         assert!((got - want).abs() < 1e-2, "mean at {p:?}: {got} vs {want}");
-        assert!(var.sqrt() * unit < 0.05, "std at data point {p:?}: {}", var.sqrt() * unit);
+        assert!(
+            var.sqrt() * unit < 0.05,
+            "std at data point {p:?}: {}",
+            var.sqrt() * unit
+        );
     }
     // Between data points the mean interpolates sin(6x) and the variance grows; far outside
     // the data (the GP extrapolates in unit-cube coordinates) it is larger still.
@@ -117,8 +155,12 @@ fn same_seed_and_history_give_the_same_suggestion() {
         history: &history,
         number: 14,
     };
-    let a = GpSampler::new(5, GpOptions::default()).suggest(&ctx).unwrap();
-    let b = GpSampler::new(5, GpOptions::default()).suggest(&ctx).unwrap();
+    let a = GpSampler::new(5, GpOptions::default())
+        .suggest(&ctx)
+        .unwrap();
+    let b = GpSampler::new(5, GpOptions::default())
+        .suggest(&ctx)
+        .unwrap();
     assert_eq!(a, b);
     // The history (not only the seed) drives the model: a different history moves the point.
     let shifted: Vec<Trial> = history
@@ -133,7 +175,9 @@ fn same_seed_and_history_give_the_same_suggestion() {
         history: &shifted,
         ..ctx
     };
-    let c = GpSampler::new(5, GpOptions::default()).suggest(&ctx2).unwrap();
+    let c = GpSampler::new(5, GpOptions::default())
+        .suggest(&ctx2)
+        .unwrap();
     assert_ne!(a, c);
 }
 
@@ -159,7 +203,10 @@ fn suggestions_stay_inside_mixed_bounds() {
     params.insert(
         "act".into(),
         Distribution::Categorical {
-            choices: vec![ParamValue::Str("relu".into()), ParamValue::Str("tanh".into())],
+            choices: vec![
+                ParamValue::Str("relu".into()),
+                ParamValue::Str("tanh".into()),
+            ],
         },
     );
     let space = SearchSpace { params };
@@ -198,13 +245,21 @@ fn suggestions_stay_inside_mixed_bounds() {
             let p = sampler.suggest(&ctx).unwrap();
             let lr = p["lr"].as_f64().unwrap();
             assert!((1e-5..=1e-1).contains(&lr), "{lr}");
-            assert!(matches!(p["conv"], ParamValue::Int(1..=4)), "{:?}", p["conv"]);
+            assert!(
+                matches!(p["conv"], ParamValue::Int(1..=4)),
+                "{:?}",
+                p["conv"]
+            );
             assert!(matches!(&p["act"], ParamValue::Str(s) if s == "relu" || s == "tanh"));
             let v = f(&p);
             history.push(trial(number, p, Some(vec![v]), TrialState::Complete));
         }
         // 1.0 is the best value with the wrong activation; the search must get close to it.
-        assert!(best(&history) < 1.1, "{acquisition:?}: best {}", best(&history));
+        assert!(
+            best(&history) < 1.1,
+            "{acquisition:?}: best {}",
+            best(&history)
+        );
     }
 }
 
@@ -239,7 +294,12 @@ fn maximisation_and_failed_running_trials_are_handled() {
     for i in 0..10u64 {
         let x = (i as f64 + 0.5) / 10.0;
         let p: Params = [("x0".to_string(), ParamValue::Float(x))].into();
-        history.push(trial(i, p, Some(vec![-(x - 0.62).powi(2)]), TrialState::Complete));
+        history.push(trial(
+            i,
+            p,
+            Some(vec![-(x - 0.62).powi(2)]),
+            TrialState::Complete,
+        ));
     }
     // A failed trial with a huge "value" and a pruned one must not attract the search.
     let p: Params = [("x0".to_string(), ParamValue::Float(0.05))].into();
@@ -279,7 +339,12 @@ fn cost_aware_mode_prefers_cheap_regions() {
     for i in 0..12u64 {
         let x = (i as f64 + 0.5) / 12.0;
         let p: Params = [("x0".to_string(), ParamValue::Float(x))].into();
-        let mut t = trial(i, p, Some(vec![0.5 + 0.01 * ((i * 7) % 5) as f64]), TrialState::Complete);
+        let mut t = trial(
+            i,
+            p,
+            Some(vec![0.5 + 0.01 * ((i * 7) % 5) as f64]),
+            TrialState::Complete,
+        );
         t.energy = Some(crate::trial::TrialEnergy {
             total: greenlab_meter::Joules(10.0 * (5.0 * x).exp()),
             source: greenlab_meter::Source::Estimated,
