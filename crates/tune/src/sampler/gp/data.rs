@@ -219,15 +219,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn halton_covers_the_square_evenly() {
-        // 16 points of a shifted 2-D Halton sequence: every quarter of the square gets 4 ± 1.
-        let mut counts = [0usize; 4];
-        for i in 0..16 {
-            let p = startup_point(3, i, 2);
-            assert!(p.iter().all(|v| (0.0..1.0).contains(v)));
-            counts[(p[0] >= 0.5) as usize * 2 + (p[1] >= 0.5) as usize] += 1;
+    fn shifted_halton_strata_are_exact() {
+        // Points 16..31 of the base-2 sequence are 16 equally spaced values, so whatever the
+        // shift, each half of [0, 1) gets exactly 8; points 9..17 in base 3 give 3 per third.
+        for seed in 0..4 {
+            let halves = (15..31)
+                .filter(|&i| startup_point(seed, i, 2)[0] < 0.5)
+                .count();
+            assert_eq!(halves, 8, "seed {seed}");
+            let mut thirds = [0; 3];
+            for i in 8..17 {
+                let p = startup_point(seed, i, 2);
+                assert!(p.iter().all(|v| (0.0..1.0).contains(v)));
+                thirds[(p[1] * 3.0) as usize] += 1;
+            }
+            assert_eq!(thirds, [3, 3, 3], "seed {seed}");
         }
-        assert!(counts.iter().all(|&c| (3..=5).contains(&c)), "{counts:?}");
         assert_eq!(startup_point(3, 5, 4), startup_point(3, 5, 4));
         assert_ne!(startup_point(3, 5, 4), startup_point(4, 5, 4));
     }
