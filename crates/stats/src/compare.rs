@@ -535,6 +535,31 @@ mod tests {
     }
 
     #[test]
+    fn three_strategies_use_kruskal_wallis_and_rank_misses_last() {
+        let mut s = strategies();
+        // A third strategy that never reaches the target: its misses rank after everything.
+        let never: Vec<Vec<TrialPoint>> = (0..5)
+            .map(|i| rep(&[(50.0 + i as f64, 0.5), (700.0, 0.6)]))
+            .collect();
+        s.push(StrategyRuns {
+            name: "grid".into(),
+            repetitions: never,
+        });
+        let c = compare_strategies(&s, CompareOptions::default()).unwrap();
+        assert_eq!(c.strategies[2].reached, 0);
+        assert_eq!(c.strategies[2].median_energy_to_target_j, None);
+        match c.test {
+            Some(SignificanceTest::KruskalWallis { h, df, p }) => {
+                // Three perfectly separated groups of 5 (ties only among the misses).
+                assert_eq!(df, 2);
+                assert!(h > 12.0 && p < 0.01, "h={h} p={p}");
+            }
+            ref other => panic!("unexpected test {other:?}"),
+        }
+        assert!(c.statement.contains("Kruskal–Wallis"), "{}", c.statement);
+    }
+
+    #[test]
     fn decreasing_energy_is_an_error() {
         let s = vec![StrategyRuns {
             name: "x".into(),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use greenlab_stats::{
     Factor, MannWhitneyMethod, Table, anova, cell_means, group_by, kruskal_wallis, mann_whitney_u,
-    studentized_range_cdf_sf, studentized_range_quantile, tukey_hsd,
+    studentized_range_cdf_sf, studentized_range_quantile, tukey_hsd, tukey_hsd_with_error,
 };
 use serde_json::Value;
 
@@ -109,6 +109,26 @@ fn check_dataset(name: &str) {
                 (p.a.as_str(), p.b.as_str()),
                 (want["a"].as_str().unwrap(), want["b"].as_str().unwrap())
             );
+            close(&format!("{what} diff"), p.diff, num(&want["diff"]));
+            close(&format!("{what} lower"), p.lower, num(&want["lower"]));
+            close(&format!("{what} upper"), p.upper, num(&want["upper"]));
+            close(&format!("{what} p"), p.p, num(&want["p"]));
+        }
+    }
+
+    for k in fx["tukey_model"].as_array().unwrap() {
+        let response = k["response"].as_str().unwrap();
+        let factor = k["factor"].as_str().unwrap();
+        let y = table.numeric(response).unwrap();
+        let all = factors(&table, &strings(&fx["anova"][0]["factors"]));
+        let model = anova(&y, &all).unwrap();
+        close("model mse", model.residual.mean_sq, num(&k["mse"]));
+        let groups = group_by(&y, &[table.factor(factor).unwrap()]).unwrap();
+        let t =
+            tukey_hsd_with_error(&groups, model.residual.mean_sq, model.residual.df, 0.05).unwrap();
+        for (p, want) in t.pairs.iter().zip(k["pairs"].as_array().unwrap()) {
+            let what = format!("{name} model tukey {response} {factor} {}-{}", p.a, p.b);
+            assert_eq!(p.a, want["a"].as_str().unwrap());
             close(&format!("{what} diff"), p.diff, num(&want["diff"]));
             close(&format!("{what} lower"), p.lower, num(&want["lower"]));
             close(&format!("{what} upper"), p.upper, num(&want["upper"]));
