@@ -274,7 +274,15 @@ impl Tracker {
                 options.prefer_psys,
             )?)),
             MeterChoice::Nvml => meters.push(Box::new(nvml(options)?)),
-            MeterChoice::Estimate => meters.push(Box::new(estimate(options)?)),
+            MeterChoice::Estimate => {
+                let m = estimate(options)?;
+                notes.push(format!(
+                    "cpu and dram energy are estimated from utilisation × {:.1} ({}), not measured",
+                    m.tdp().tdp,
+                    m.tdp().origin
+                ));
+                meters.push(Box::new(m));
+            }
             MeterChoice::Auto => {
                 let cpu: Box<dyn Meter> = match powercap(options) {
                     Ok(m) => Box::new(m),
