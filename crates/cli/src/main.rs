@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod engines;
+mod experiment;
+mod objective;
 
 /// Energy as a first-class metric of deep-learning training.
 #[derive(Parser, Debug)]

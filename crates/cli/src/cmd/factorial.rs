@@ -1,12 +1,328 @@
-//! `greenlab factorial` (being built; see the issue tracker).
+//! `greenlab factorial`: a full factorial architecture experiment (by default the paper's
+//! conv {1,4} × linear {3,7} × ReLU {on,off}) with ANOVA, Tukey HSD and Kruskal–Wallis.
 
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use greenlab_data::{DEFAULT_FASHION_MNIST_DIR, DatasetKind};
+use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
+use greenlab_model::Architecture;
+use greenlab_report::{Report, write_atomically};
+use greenlab_train::TrainConfig;
+use greenlab_tune::ParamValue;
+use serde::Deserialize;
+
+use crate::experiment::analysis::{analyse, sections};
+use crate::experiment::factorial::{self, Design};
+use crate::objective::TrainObjective;
 
 /// Arguments of `greenlab factorial`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Design file (TOML): name, repetitions, seed, [factors], [training]. Without it, the
+    /// paper's design at the scale of `--preset`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Scale when no config is given: `quick` (4096 training images, 1 epoch, 3 repetitions)
+    /// or `paper` (full data, 25 epochs, 5 repetitions).
+    #[arg(long, default_value = "quick", value_parser = ["quick", "paper"])]
+    preset: String,
+    /// Study storage; default: SQLite in the output folder.
+    #[arg(long)]
+    storage: Option<String>,
+    /// Training engine.
+    #[arg(long, default_value = "burn")]
+    engine: String,
+    /// Device.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Engine threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Energy source: auto, rapl, perf, nvml, estimate.
+    #[arg(long, default_value = "auto")]
+    meter: String,
+    /// Output folder.
+    #[arg(long, default_value = "runs/factorial")]
+    out: PathBuf,
+    /// Print the analysis as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `[training]` of a design file: the base training run every cell modifies.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Training {
+    model: String,
+    conv: usize,
+    linear: usize,
+    relu: bool,
+    dataset: String,
+    data_dir: PathBuf,
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    limit_train: Option<usize>,
+    limit_test: Option<usize>,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Training {
+            model: "simple-cnn".into(),
+            conv: 2,
+            linear: 3,
+            relu: true,
+            dataset: "fashion-mnist".into(),
+            data_dir: DEFAULT_FASHION_MNIST_DIR.into(),
+            epochs: 1,
+            batch_size: 512,
+            lr: 1e-3,
+            limit_train: Some(4096),
+            limit_test: Some(2000),
+        }
+    }
+}
+
+/// A design file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DesignFile {
+    name: String,
+    #[serde(default = "three")]
+    repetitions: usize,
+    #[serde(default = "one")]
+    seed: u64,
+    factors: BTreeMap<String, Vec<ParamValue>>,
+    #[serde(default)]
+    training: Training,
+}
+
+fn three() -> usize {
+    3
+}
+fn one() -> u64 {
+    1
+}
+
+fn architecture(t: &Training) -> anyhow::Result<Architecture> {
+    Ok(match t.model.as_str() {
+        "simple-cnn" => Architecture::SimpleCnn {
+            conv: t.conv,
+            linear: t.linear,
+            relu: t.relu,
+        },
+        "dense-poly" => Architecture::DensePoly { linear: t.linear },
+        "dense-linear" => Architecture::DenseLinear { linear: t.linear },
+        other => bail!("unknown model {other:?}; known: simple-cnn, dense-poly, dense-linear"),
+    })
+}
+
+fn load_design(args: &Args) -> anyhow::Result<(Design, Training)> {
+    match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let file: DesignFile = toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid design file", path.display()))?;
+            const KNOWN: &[&str] = &[
+                "conv",
+                "linear",
+                "relu",
+                "lr",
+                "beta1",
+                "beta2",
+                "eps",
+                "weight_decay",
+                "batch_size",
+                "epochs",
+            ];
+            for name in file.factors.keys() {
+                if !KNOWN.contains(&name.as_str()) {
+                    bail!(
+                        "unknown factor {name:?} in {}; known factors: {}",
+                        path.display(),
+                        KNOWN.join(", ")
+                    );
+                }
+            }
+            let design = Design {
+                name: file.name,
+                factors: file.factors,
+                repetitions: file.repetitions,
+                seed: file.seed,
+                max_attempts: 2,
+            };
+            Ok((design, file.training))
+        }
+        None => {
+            let paper = args.preset == "paper";
+            let training = Training {
+                epochs: if paper { 25 } else { 1 },
+                limit_train: (!paper).then_some(4096),
+                limit_test: (!paper).then_some(2000),
+                batch_size: if paper { 512 } else { 128 },
+                ..Training::default()
+            };
+            Ok((
+                Design::paper(
+                    &format!("factorial-{}", args.preset),
+                    if paper { 5 } else { 3 },
+                    1,
+                ),
+                training,
+            ))
+        }
+    }
+}
 
 /// Runs `greenlab factorial`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`greenlab factorial` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (design, training) = load_design(&args)?;
+    design.validate()?;
+    let arch = architecture(&training)?;
+    let dataset: DatasetKind = training.dataset.parse()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let split = Arc::new(greenlab_data::load(dataset, &training.data_dir)?);
+    let engine: Arc<dyn greenlab_engine::Engine> = Arc::from(crate::engines::make_engine(
+        &args.engine,
+        &args.device,
+        args.threads,
+    )?);
+    let choice: MeterChoice = args.meter.parse().context("--meter")?;
+    let mut tracker =
+        Tracker::new(choice, &MeterOptions::default()).context("setting up the energy meter")?;
+    if let Some(sync) = engine.sync_hook() {
+        tracker.set_sync(sync);
+    }
+    let mut base = TrainConfig {
+        architecture: arch,
+        dataset,
+        data_dir: training.data_dir.clone(),
+        epochs: training.epochs,
+        batch_size: training.batch_size,
+        limit_train: training.limit_train,
+        limit_test: training.limit_test,
+        ..TrainConfig::default()
+    };
+    base.adam.lr = training.lr;
+    base.seed = design.seed;
+    let objective = TrainObjective {
+        engine,
+        split,
+        base,
+        tracker: Arc::new(tracker),
+    };
+    let url = args
+        .storage
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", args.out.join("greenlab.db").display()));
+    let storage = greenlab_store::open(&url).with_context(|| format!("opening storage {url}"))?;
+    eprintln!("storage: {url} (rerun the same command to resume)");
+    let worker = format!("factorial-{}", std::process::id());
+    let runs = factorial::run(
+        storage.as_ref(),
+        &design,
+        &objective,
+        &worker,
+        &mut |done, total, t| {
+            eprintln!(
+                "[{done}/{total}] trial {} {} {}",
+                t.number,
+                fmt_params(&t.params),
+                t.state.as_str()
+            );
+        },
+    )?;
+    let factors: Vec<String> = design.factors.keys().cloned().collect();
+    let analysis = analyse(&runs, &factors);
+    // A CSV of every run, so `greenlab stats` (or any other tool) can re-analyse it.
+    let mut csv = format!(
+        "trial,{},rep,accuracy,energy_j,energy_source,duration_s\n",
+        factors.join(",")
+    );
+    for r in &runs {
+        let levels: Vec<String> = factors
+            .iter()
+            .map(|f| r.params.get(f).map(|v| v.to_string()).unwrap_or_default())
+            .collect();
+        let rep = r
+            .params
+            .get("rep")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        csv.push_str(&format!(
+            "{},{},{rep},{},{},{},{}\n",
+            r.trial,
+            levels.join(","),
+            r.accuracy,
+            r.energy.total.0,
+            r.energy.source,
+            r.energy.duration.0
+        ));
+    }
+    write_atomically(&args.out.join("runs.csv"), csv)?;
+    write_atomically(
+        &args.out.join("analysis.json"),
+        serde_json::to_string_pretty(&analysis)?,
+    )?;
+    let mut report =
+        Report::new(format!("Factorial experiment: {}", design.name)).with_subtitle(format!(
+            "{} on {} — energy {}",
+            arch, training.dataset, analysis.energy_source
+        ));
+    for s in sections(&analysis) {
+        report.push(s);
+    }
+    crate::cmd::replicate::write_reports(&report, &args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&analysis)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        match &analysis.energy_anova {
+            Ok(t) => {
+                writeln!(
+                    out,
+                    "type III ANOVA on energy ({}; {} runs):",
+                    analysis.energy_source, t.n
+                )?;
+                writeln!(
+                    out,
+                    "{:<24} {:>12} {:>4} {:>10} {:>10} {:>7}",
+                    "term", "SS", "df", "F", "p", "η²"
+                )?;
+                for r in &t.rows {
+                    writeln!(
+                        out,
+                        "{:<24} {:>12.4e} {:>4} {:>10.3} {:>10.3e} {:>7.3}",
+                        r.term, r.sum_sq, r.df, r.f, r.p, r.eta_sq
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "{:<24} {:>12.4e} {:>4}",
+                    "residual", t.residual.sum_sq, t.residual.df
+                )?;
+            }
+            Err(e) => writeln!(out, "no ANOVA on energy: {e}")?,
+        }
+        if let Ok(t) = &analysis.tradeoff {
+            writeln!(out, "{}", t.recommendation)?;
+        }
+        writeln!(out, "report: {}", args.out.join("report.html").display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_params(p: &greenlab_tune::Params) -> String {
+    p.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

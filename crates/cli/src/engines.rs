@@ -1,0 +1,95 @@
+//! The engine factory and the energy tracker the training commands share.
+//!
+//! Engines are compiled in by cargo features (`burn`, the default; `torch`); naming one that
+//! this binary was built without is an error that says how to get it.
+
+use anyhow::{Context, bail};
+use greenlab_engine::Engine;
+use greenlab_meter::{MeterChoice, MeterOptions, Tracker, Watts};
+
+/// The engines this binary was built with, for messages and `--help`.
+pub fn available_engines() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if cfg!(feature = "burn") {
+        v.push("burn");
+    }
+    if cfg!(feature = "torch") {
+        v.push("torch");
+    }
+    v
+}
+
+/// Builds the engine called `name` on `device` (`cpu`, `cuda`, `cuda:N`), with `threads`
+/// worker threads where the engine lets us choose.
+pub fn make_engine(
+    name: &str,
+    device: &str,
+    threads: Option<usize>,
+) -> anyhow::Result<Box<dyn Engine>> {
+    let _ = (device, threads);
+    match name {
+        #[cfg(feature = "burn")]
+        "burn" => Ok(Box::new(
+            greenlab_burn::BurnEngine::for_device(device, threads)
+                .context("cannot start the burn engine")?,
+        )),
+        #[cfg(feature = "torch")]
+        "torch" => Ok(Box::new(
+            greenlab_torch::TorchEngine::new(device).context("cannot start the torch engine")?,
+        )),
+        "burn" | "torch" => bail!(
+            "this greenlab was built without the {name} engine; rebuild with `cargo build --release --features {name}`{}",
+            if name == "torch" {
+                " after scripts/setup-libtorch.sh"
+            } else {
+                ""
+            }
+        ),
+        other => bail!(
+            "unknown engine {other:?}; this build has: {}",
+            available_engines().join(", ")
+        ),
+    }
+}
+
+/// The energy tracker for `--meter` (`auto`, `rapl`, `perf`, `nvml`, `estimate`) and an
+/// optional `--cpu-tdp-w`. The environment's `CUDA_VISIBLE_DEVICES` is passed on.
+pub fn make_tracker(meter: &str, cpu_tdp_w: Option<f64>) -> anyhow::Result<Tracker> {
+    let choice: MeterChoice = meter.parse()?;
+    let options = MeterOptions {
+        cpu_tdp_w: cpu_tdp_w.map(Watts),
+        cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+        ..MeterOptions::default()
+    };
+    Tracker::new(choice, &options).with_context(|| format!("cannot start the {choice} meter"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_engines_are_refused_with_the_list() {
+        let err = make_engine("tensorflow", "cpu", None).err().unwrap();
+        assert!(err.to_string().contains("unknown engine"), "{err}");
+    }
+
+    #[cfg(not(feature = "torch"))]
+    #[test]
+    fn a_missing_engine_says_how_to_get_it() {
+        let err = make_engine("torch", "cpu", None).err().unwrap();
+        assert!(err.to_string().contains("--features torch"), "{err}");
+    }
+
+    #[cfg(feature = "burn")]
+    #[test]
+    fn burn_runs_on_the_cpu_only() {
+        assert_eq!(make_engine("burn", "cpu", Some(1)).unwrap().name(), "burn");
+        assert!(make_engine("burn", "cuda:0", None).is_err());
+    }
+
+    #[test]
+    fn bad_meters_are_refused() {
+        assert!(make_tracker("geiger", None).is_err());
+    }
+}

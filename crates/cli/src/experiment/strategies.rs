@@ -1,0 +1,296 @@
+//! Tuning strategies compared by accuracy reached per joule (the paper's RQ1).
+//!
+//! Each (network, strategy, repetition) is one durable study in the storage, named
+//! `<prefix>-<network>-<strategy>-r<rep>`; rerunning resumes the studies where they stopped.
+//! The comparison itself (best-so-far against cumulative energy, energy to reach 99 % of the
+//! best accuracy, significance) is `greenlab_stats::compare_strategies`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use greenlab_report::{Axis, Block, Cell, LinePlot, Section, Series, Table, Unit};
+use greenlab_stats::{
+    CompareOptions, StrategyComparison, StrategyRuns, TrialPoint, compare_strategies,
+};
+use greenlab_tune::config::{
+    ObjectiveKind, ObjectiveSpec, PrunerSpec, SamplerSpec, StopRules, StudyConfig,
+};
+use greenlab_tune::study::{RunOptions, Study};
+use greenlab_tune::{Direction, Distribution, Objective, Storage, Trial, TrialState};
+
+use crate::objective::TrainObjective;
+
+/// A strategy: a label for reports and the sampler that implements it.
+#[derive(Clone, Debug)]
+pub struct Strategy {
+    /// `grid`, `random`, `bayesian (gp-pi)`, ...
+    pub label: String,
+    /// Sampler name as in study configs.
+    pub sampler: String,
+    /// Sampler options.
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Strategy {
+    /// The paper's three strategies: grid, random, and Bayesian optimisation with a Gaussian
+    /// process and probability of improvement.
+    pub fn paper(grid_levels: u64) -> Vec<Strategy> {
+        let mut grid = serde_json::Map::new();
+        grid.insert("levels".into(), serde_json::json!(grid_levels));
+        let mut gp = serde_json::Map::new();
+        gp.insert("acquisition".into(), serde_json::json!("pi"));
+        vec![
+            Strategy {
+                label: "grid".into(),
+                sampler: "grid".into(),
+                options: grid,
+            },
+            Strategy {
+                label: "random".into(),
+                sampler: "random".into(),
+                options: serde_json::Map::new(),
+            },
+            Strategy {
+                label: "bayesian".into(),
+                sampler: "gp".into(),
+                options: gp,
+            },
+        ]
+    }
+}
+
+/// The paper's search space: lr ∈ [1e-5, 1e-1] (log), β1 ∈ [0.1, 1), β2 ∈ [0.8, 1); the
+/// 5-parameter variant adds ε ∈ [1e-9, 1e-6] (log) and weight decay ∈ [0, 1e-3].
+pub fn paper_space(five_params: bool) -> BTreeMap<String, Distribution> {
+    let mut s = BTreeMap::new();
+    s.insert(
+        "lr".into(),
+        Distribution::Float {
+            low: 1e-5,
+            high: 1e-1,
+            log: true,
+        },
+    );
+    s.insert(
+        "beta1".into(),
+        Distribution::Float {
+            low: 0.1,
+            high: 0.999,
+            log: false,
+        },
+    );
+    s.insert(
+        "beta2".into(),
+        Distribution::Float {
+            low: 0.8,
+            high: 0.9999,
+            log: false,
+        },
+    );
+    if five_params {
+        s.insert(
+            "eps".into(),
+            Distribution::Float {
+                low: 1e-9,
+                high: 1e-6,
+                log: true,
+            },
+        );
+        s.insert(
+            "weight_decay".into(),
+            Distribution::Float {
+                low: 0.0,
+                high: 1e-3,
+                log: false,
+            },
+        );
+    }
+    s
+}
+
+/// The plan for one network.
+pub struct Plan<'a> {
+    /// Study name prefix.
+    pub prefix: &'a str,
+    /// Network label used in study names (`simple-cnn`, ...).
+    pub network: &'a str,
+    /// Strategies to compare.
+    pub strategies: &'a [Strategy],
+    /// Repetitions (seeds) per strategy.
+    pub repetitions: usize,
+    /// Trials per study.
+    pub trials: u64,
+    /// Search space.
+    pub space: BTreeMap<String, Distribution>,
+}
+
+/// Runs (or resumes) every study of the plan, returning per strategy the trial sequences.
+pub fn run(
+    storage: &Arc<dyn Storage>,
+    plan: &Plan<'_>,
+    objective: Arc<TrainObjective>,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> anyhow::Result<Vec<StrategyRuns>> {
+    let mut out = Vec::new();
+    let total = plan.strategies.len() * plan.repetitions;
+    let mut done = 0;
+    for strategy in plan.strategies {
+        let mut reps = Vec::new();
+        for rep in 0..plan.repetitions {
+            let name = format!(
+                "{}-{}-{}-r{rep}",
+                plan.prefix, plan.network, strategy.sampler
+            );
+            let config = StudyConfig {
+                name: name.clone(),
+                space: plan.space.clone(),
+                objectives: vec![Objective {
+                    metric: "accuracy".into(),
+                    direction: Direction::Maximize,
+                }],
+                sampler: SamplerSpec {
+                    name: strategy.sampler.clone(),
+                    seed: rep as u64 + 1,
+                    options: strategy.options.clone(),
+                },
+                pruner: PrunerSpec::default(),
+                stop: StopRules {
+                    n_trials: Some(plan.trials),
+                    ..StopRules::default()
+                },
+                objective: ObjectiveSpec {
+                    kind: ObjectiveKind::Train,
+                    command: Vec::new(),
+                    options: serde_json::Map::new(),
+                },
+            };
+            let study = Study::create(storage.clone(), config)
+                .with_context(|| format!("creating study {name}"))?;
+            progress(&name, done, total);
+            study
+                .run(objective.clone(), options)
+                .with_context(|| format!("running study {name}"))?;
+            reps.push(sequence(&study.trials()?));
+            done += 1;
+        }
+        out.push(StrategyRuns {
+            name: strategy.label.clone(),
+            repetitions: reps,
+        });
+    }
+    progress("done", done, total);
+    Ok(out)
+}
+
+/// A study's finished trials in order, as (cumulative energy, accuracy) points; failed and
+/// diverged trials spent energy and reached nothing (NaN accuracy).
+pub fn sequence(trials: &[Trial]) -> Vec<TrialPoint> {
+    let mut finished: Vec<&Trial> = trials.iter().filter(|t| t.state.is_finished()).collect();
+    finished.sort_by(|a, b| {
+        a.finished_at
+            .partial_cmp(&b.finished_at)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.number.cmp(&b.number))
+    });
+    let mut cumulative = 0.0;
+    finished
+        .into_iter()
+        .map(|t| {
+            cumulative += t.energy.as_ref().map_or(0.0, |e| e.total.0);
+            let accuracy = match (t.state, &t.values) {
+                (TrialState::Complete | TrialState::Pruned, Some(v)) => {
+                    v.first().copied().unwrap_or(f64::NAN)
+                }
+                _ => f64::NAN,
+            };
+            TrialPoint {
+                cumulative_energy_j: cumulative,
+                accuracy,
+            }
+        })
+        .collect()
+}
+
+/// Compares the strategies of one network.
+pub fn compare(runs: &[StrategyRuns]) -> Result<StrategyComparison, String> {
+    compare_strategies(runs, CompareOptions::default()).map_err(|e| e.to_string())
+}
+
+/// Report blocks for one network's comparison.
+pub fn section(
+    network: &str,
+    comparison: &Result<StrategyComparison, String>,
+    source: &str,
+) -> Section {
+    let mut s = Section::new(format!("Tuning strategies on {network}"));
+    let c = match comparison {
+        Ok(c) => c,
+        Err(e) => {
+            s.push(Block::Paragraph(format!("No comparison: {e}")));
+            return s;
+        }
+    };
+    let series: Vec<Series> = c
+        .strategies
+        .iter()
+        .map(|st| {
+            let pts: Vec<(f64, f64)> = c
+                .energy_grid_j
+                .iter()
+                .zip(&st.curve.median)
+                .filter_map(|(&x, y)| y.map(|y| (x, y)))
+                .collect();
+            let band: Vec<(f64, f64)> = st
+                .curve
+                .lower
+                .iter()
+                .zip(&st.curve.upper)
+                .zip(&st.curve.median)
+                .filter_map(|((l, u), m)| m.and(l.zip(*u)))
+                .collect();
+            let series = Series::new(st.name.clone(), pts);
+            if band.len() == series.points.len() && !band.is_empty() {
+                series.with_band(band)
+            } else {
+                series
+            }
+        })
+        .collect();
+    s.push(Block::LinePlot(LinePlot {
+        caption: format!(
+            "Best-so-far test accuracy against cumulative tuning energy ({source}); median over repetitions, band: 25–75 %"
+        ),
+        x: Axis::new("cumulative energy", Unit::Joules),
+        y: Axis::new("best test accuracy so far", Unit::Percent),
+        series,
+    }));
+    let mut t = Table::new([
+        "strategy",
+        "repetitions",
+        "best accuracy (median)",
+        "total energy (median)",
+        "reached target",
+        "energy to target (median)",
+    ])
+    .with_caption(format!(
+        "Target: {:.2} % test accuracy = 99 % of the best seen",
+        100.0 * c.target_accuracy
+    ));
+    for st in &c.strategies {
+        let med = |v: &[f64]| greenlab_stats::describe::median(v);
+        t.push_row([
+            Cell::text(st.name.clone()),
+            Cell::count(st.repetitions as u64),
+            Cell::percent(med(&st.best_accuracy)),
+            Cell::joules(med(&st.total_energy_j)),
+            Cell::text(format!("{} of {}", st.reached, st.repetitions)),
+            st.median_energy_to_target_j
+                .map_or(Cell::text("not reached"), Cell::joules),
+        ]);
+    }
+    s.push(Block::Table(t));
+    s.push(Block::Paragraph(c.statement.clone()));
+    s
+}
