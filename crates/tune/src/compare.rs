@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::trial::{Direction, Trial, TrialState};
+use crate::trial::{Direction, Objective, Trial, TrialState};
 
 /// One trial's point on a strategy's curve (trials in the order they finished).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -221,6 +221,44 @@ pub fn compare(
     }
 }
 
+/// Complete trials not dominated by another complete trial on the study's objectives (for one
+/// objective: the best trial), ordered by the first objective, best first.
+pub fn pareto_front<'a>(trials: &'a [Trial], objectives: &[Objective]) -> Vec<&'a Trial> {
+    let scored: Vec<(&Trial, Vec<f64>)> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .filter_map(|t| {
+            let v = t.values.as_ref()?;
+            if v.len() != objectives.len() || v.iter().any(|x| x.is_nan()) {
+                return None;
+            }
+            // Orient every objective so that larger is better.
+            let oriented = v
+                .iter()
+                .zip(objectives)
+                .map(|(x, o)| match o.direction {
+                    Direction::Maximize => *x,
+                    Direction::Minimize => -*x,
+                })
+                .collect();
+            Some((t, oriented))
+        })
+        .collect();
+    let dominated = |a: &[f64], b: &[f64]| {
+        b.iter().zip(a).all(|(y, x)| y >= x) && b.iter().zip(a).any(|(y, x)| y > x)
+    };
+    let mut front: Vec<(&Trial, &Vec<f64>)> = scored
+        .iter()
+        .filter(|(_, a)| !scored.iter().any(|(_, b)| dominated(a, b)))
+        .map(|(t, a)| (*t, a))
+        .collect();
+    front.sort_by(|x, y| y.1[0].total_cmp(&x.1[0]).then(x.0.number.cmp(&y.0.number)));
+    if objectives.len() == 1 {
+        front.truncate(1);
+    }
+    front.into_iter().map(|(t, _)| t).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -309,8 +347,47 @@ mod tests {
         assert_eq!(given.studies[0].energy_to_target_j, None, "never reached");
     }
 
+    #[test]
+    fn pareto_front_keeps_the_non_dominated_trials() {
+        let mut trials = vec![
+            trial(0, TrialState::Complete, 0.9, 100.0, 1.0),
+            trial(1, TrialState::Complete, 0.8, 50.0, 2.0),
+            trial(2, TrialState::Complete, 0.7, 80.0, 3.0),
+            trial(3, TrialState::Failed, 0.0, 1.0, 4.0),
+        ];
+        let single = trials.clone();
+        for t in &mut trials {
+            if let Some(v) = &mut t.values {
+                v.push(t.energy.as_ref().unwrap().total.0);
+            }
+        }
+        let objectives = vec![
+            Objective {
+                metric: "accuracy".into(),
+                direction: Direction::Maximize,
+            },
+            Objective {
+                metric: "energy".into(),
+                direction: Direction::Minimize,
+            },
+        ];
+        let front: Vec<u64> = pareto_front(&trials, &objectives)
+            .iter()
+            .map(|t| t.number)
+            .collect();
+        assert_eq!(front, [0, 1]);
+        let best: Vec<u64> = pareto_front(&single, &objectives[..1])
+            .iter()
+            .map(|t| t.number)
+            .collect();
+        assert_eq!(best, [0]);
+    }
+
     fn c_inputs() -> Vec<StudyTrials> {
-        vec![study("x", vec![trial(0, TrialState::Complete, 0.9, 1.0, 1.0)])]
+        vec![study(
+            "x",
+            vec![trial(0, TrialState::Complete, 0.9, 1.0, 1.0)],
+        )]
     }
 
     #[test]

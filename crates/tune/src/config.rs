@@ -477,9 +477,7 @@ pub fn build_pruner(spec: &PrunerSpec) -> Result<Box<dyn Pruner>, TuneError> {
 /// `kWh` (space optional, case-sensitive prefixes as written here; `j`/`kj` also accepted).
 pub fn parse_energy(text: &str) -> Result<Joules, TuneError> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (number, unit) = (t[..split].trim(), t[split..].trim());
     let value: f64 = number.parse().map_err(|_| {
         TuneError::InvalidConfig(format!(
@@ -512,9 +510,7 @@ pub fn parse_energy(text: &str) -> Result<Joules, TuneError> {
 /// Parses a duration: seconds, or a number with `s`, `min`/`m`, `h`, `d`.
 pub fn parse_duration(text: &str) -> Result<Duration, TuneError> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (number, unit) = (t[..split].trim(), t[split..].trim());
     let value: f64 = number.parse().map_err(|_| {
         TuneError::InvalidConfig(format!(
@@ -564,9 +560,9 @@ mod energy_text {
             Some(NumberOrText::Number(x)) => parse_energy(&x.to_string())
                 .map(Some)
                 .map_err(serde::de::Error::custom),
-            Some(NumberOrText::Text(t)) => parse_energy(&t)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
+            Some(NumberOrText::Text(t)) => {
+                parse_energy(&t).map(Some).map_err(serde::de::Error::custom)
+            }
         }
     }
 }
@@ -674,18 +670,33 @@ command = ["python", "train.py", "--lr", "{lr}"]
         assert!(e.contains("beta1") && e.contains("inverted"), "{e}");
         let unknown = PAPER.replace("name = \"grid\"", "name = \"bayes\"");
         let e = err(&unknown);
-        assert!(e.contains("unknown sampler \"bayes\"") && e.contains("gp, tpe"), "{e}");
+        assert!(
+            e.contains("unknown sampler \"bayes\"") && e.contains("gp, tpe"),
+            "{e}"
+        );
         let e = err(&PAPER.replace("name = \"median\"", "name = \"hyperband\""));
         assert!(e.contains("known pruners"), "{e}");
         let e = err(&PAPER.replace("levels = 4", "lvls = 4"));
-        assert!(e.contains("no option \"lvls\"") && e.contains("levels"), "{e}");
+        assert!(
+            e.contains("no option \"lvls\"") && e.contains("levels"),
+            "{e}"
+        );
         let e = err(&PAPER.replace("\"50kJ\"", "\"50 kW\""));
         assert!(e.contains("unknown energy unit"), "{e}");
-        let e = err(&PAPER.replace("[stop]\nn_trials = 20\ntimeout = \"2h\"\nenergy_budget = \"50kJ\"\ntarget = 0.9\n", "").replace("name = \"grid\"", "name = \"random\"").replace("options = { levels = 4 }", ""));
+        let e = err(&PAPER
+            .replace(
+                "[stop]\nn_trials = 20\ntimeout = \"2h\"\nenergy_budget = \"50kJ\"\ntarget = 0.9\n",
+                "",
+            )
+            .replace("name = \"grid\"", "name = \"random\"")
+            .replace("options = { levels = 4 }", ""));
         assert!(e.contains("no stopping rule"), "{e}");
         let e = err(&PAPER.replace("n_trials = 20", "n_trails = 20"));
         assert!(e.contains("n_trails"), "{e}");
-        let e = err(&PAPER.replace("[space]\n", "[space]\nbad = { type = \"float\", low = 1.0, high = 1.0 }\n"));
+        let e = err(&PAPER.replace(
+            "[space]\n",
+            "[space]\nbad = { type = \"float\", low = 1.0, high = 1.0 }\n",
+        ));
         assert!(e.contains("bad") && e.contains("empty or inverted"), "{e}");
     }
 

@@ -241,7 +241,10 @@ impl Storage for MemoryStorage {
             ));
         }
         if row.trial.worker.as_deref() != Some(worker) {
-            return Err(state_error(trial, format!("is not held by worker {worker}")));
+            return Err(state_error(
+                trial,
+                format!("is not held by worker {worker}"),
+            ));
         }
         row.lease_until = now + lease.as_secs_f64();
         Ok(())
@@ -381,7 +384,11 @@ mod tests {
         assert_eq!(s.reap_expired(st.id).unwrap(), 0);
         s.heartbeat(t.id, "w", Duration::from_secs(10)).unwrap();
         *now.lock().unwrap() = 118.0;
-        assert_eq!(s.reap_expired(st.id).unwrap(), 0, "the heartbeat renewed the lease");
+        assert_eq!(
+            s.reap_expired(st.id).unwrap(),
+            0,
+            "the heartbeat renewed the lease"
+        );
         *now.lock().unwrap() = 119.5;
         assert_eq!(s.reap_expired(st.id).unwrap(), 1);
         assert_eq!(s.trial(st.id, t.id).unwrap().state, TrialState::Failed);

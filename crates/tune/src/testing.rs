@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use greenlab_meter::{Joules, Seconds, Source};
 
+use crate::TuneError;
 use crate::sampler::{SampleContext, Sampler};
 use crate::space::{Distribution, ParamValue, Params, SearchSpace};
 use crate::storage::Storage;
 use crate::trial::{Direction, Objective, Trial, TrialEnergy, TrialOutcome, TrialState};
-use crate::TuneError;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -68,8 +68,13 @@ fn params(lr: f64) -> Params {
 /// Studies: create, idempotent re-create, conflicting definition, list, lookup.
 pub fn check_studies(s: &dyn Storage) {
     let a = s.create_study("alpha", r#"{"v":1}"#).expect("create study");
-    let again = s.create_study("alpha", r#"{"v":1}"#).expect("re-create same study");
-    assert_eq!(a.id, again.id, "re-creating a study must return the same one");
+    let again = s
+        .create_study("alpha", r#"{"v":1}"#)
+        .expect("re-create same study");
+    assert_eq!(
+        a.id, again.id,
+        "re-creating a study must return the same one"
+    );
     assert!(
         matches!(
             s.create_study("alpha", r#"{"v":2}"#),
@@ -88,10 +93,7 @@ pub fn check_studies(s: &dyn Storage) {
     assert_eq!(names, ["alpha", "beta"], "studies listed by name");
     assert_eq!(s.study("beta").expect("lookup").id, b.id);
     assert_eq!(s.study("alpha").expect("lookup").spec_json, r#"{"v":1}"#);
-    assert!(matches!(
-        s.study("gamma"),
-        Err(TuneError::UnknownStudy(_))
-    ));
+    assert!(matches!(s.study("gamma"), Err(TuneError::UnknownStudy(_))));
     assert!(s.trials(a.id).expect("trials of a new study").is_empty());
 }
 
@@ -111,7 +113,12 @@ pub fn check_dense_numbering(s: &dyn Storage) {
     assert_eq!(numbers, [0, 1, 2, 3, 4], "numbers are dense from 0");
     let tb = s.create_trial(b.id, "w", HOUR).expect("create in b");
     assert_eq!(tb.number, 0, "each study numbers its own trials");
-    let listed: Vec<u64> = s.trials(a.id).expect("trials").iter().map(|t| t.number).collect();
+    let listed: Vec<u64> = s
+        .trials(a.id)
+        .expect("trials")
+        .iter()
+        .map(|t| t.number)
+        .collect();
     assert_eq!(listed, [0, 1, 2, 3, 4], "trials listed by number");
     let t0 = &s.trials(a.id).expect("trials")[0];
     assert_eq!(t0.state, TrialState::Running);
@@ -135,7 +142,11 @@ pub fn check_enqueue_and_claim(s: &dyn Storage) {
     assert_eq!(c1.id, first.id, "the oldest waiting trial is claimed first");
     assert_eq!(c1.state, TrialState::Running);
     assert_eq!(c1.worker.as_deref(), Some("w1"));
-    assert_eq!(c1.params, params(0.1), "claimed trials keep their parameters");
+    assert_eq!(
+        c1.params,
+        params(0.1),
+        "claimed trials keep their parameters"
+    );
     let c2 = s
         .claim_waiting(st.id, "w2", HOUR)
         .expect("claim")
@@ -156,7 +167,8 @@ pub fn check_params(s: &dyn Storage) {
     p.insert("neg".into(), ParamValue::Int(-7));
     p.insert("big".into(), ParamValue::Float(1.0e300));
     s.set_params(t.id, &p).expect("set params");
-    s.set_params(t.id, &p).expect("setting the same parameters again is harmless");
+    s.set_params(t.id, &p)
+        .expect("setting the same parameters again is harmless");
     assert_eq!(s.trial(st.id, t.id).expect("trial").params, p);
 }
 
@@ -175,8 +187,16 @@ pub fn check_heartbeat_and_leases(s: &dyn Storage) {
         "a heartbeat from another worker is a TrialState error"
     );
     s.report_intermediate(lost.id, 1, 0.3, 5.0).expect("report");
-    assert_eq!(s.reap_expired(st.id).expect("reap"), 1, "exactly the lost trial is reaped");
-    assert_eq!(s.reap_expired(st.id).expect("reap again"), 0, "reaping is idempotent");
+    assert_eq!(
+        s.reap_expired(st.id).expect("reap"),
+        1,
+        "exactly the lost trial is reaped"
+    );
+    assert_eq!(
+        s.reap_expired(st.id).expect("reap again"),
+        0,
+        "reaping is idempotent"
+    );
     let trials = s.trials(st.id).expect("trials");
     let by_id = |id| trials.iter().find(|t| t.id == id).expect("trial present");
     let l = by_id(lost.id);
@@ -189,7 +209,11 @@ pub fn check_heartbeat_and_leases(s: &dyn Storage) {
         "a reaped trial says why: {:?}",
         l.attrs
     );
-    assert_eq!(l.intermediate.len(), 1, "a reaped trial keeps its intermediate values");
+    assert_eq!(
+        l.intermediate.len(),
+        1,
+        "a reaped trial keeps its intermediate values"
+    );
     assert_eq!(by_id(renewed.id).state, TrialState::Running);
     assert_eq!(by_id(healthy.id).state, TrialState::Running);
     assert!(
@@ -233,7 +257,10 @@ pub fn check_finish(s: &dyn Storage) {
     assert_eq!(stored.state, TrialState::Complete);
     assert_eq!(stored.values, Some(vec![0.875]));
     assert_eq!(stored.energy, outcome.energy, "energy is stored exactly");
-    assert_eq!(stored.attrs.get("accuracy"), Some(&serde_json::json!(0.875)));
+    assert_eq!(
+        stored.attrs.get("accuracy"),
+        Some(&serde_json::json!(0.875))
+    );
     assert!(stored.finished_at.is_some());
     assert!(
         s.heartbeat(t.id, "w", HOUR).is_err(),
@@ -261,7 +288,10 @@ pub fn check_finish(s: &dyn Storage) {
         s.finish_trial(t.id, &o).expect("finish");
         let stored = s.trial(st.id, t.id).expect("trial");
         assert_eq!(stored.state, state);
-        assert_eq!(stored.attrs.get("error"), Some(&serde_json::json!("reason")));
+        assert_eq!(
+            stored.attrs.get("error"),
+            Some(&serde_json::json!("reason"))
+        );
     }
 }
 
@@ -281,7 +311,8 @@ pub fn check_intermediate(s: &dyn Storage) {
         .map(|i| (i.step, i.value, i.energy.0))
         .collect();
     assert_eq!(steps, [(1, 0.4, 10.0), (2, 0.6, 20.0), (3, 0.7, 30.5)]);
-    s.finish_trial(t.id, &complete_outcome(0.7)).expect("finish");
+    s.finish_trial(t.id, &complete_outcome(0.7))
+        .expect("finish");
     assert!(
         matches!(
             s.report_intermediate(t.id, 4, 0.8, 40.0),
@@ -320,11 +351,20 @@ pub fn check_concurrency(s: Arc<dyn Storage>) {
             assert!(all.insert(n), "trial number {n} handed out twice");
         }
     }
-    assert_eq!(all, (0..400).collect::<BTreeSet<u64>>(), "numbers 0..400, none lost");
+    assert_eq!(
+        all,
+        (0..400).collect::<BTreeSet<u64>>(),
+        "numbers 0..400, none lost"
+    );
     let trials = s.trials(st.id).expect("trials");
     assert_eq!(trials.len(), 400);
     for t in &trials {
-        assert_eq!(t.state, TrialState::Complete, "trial {} not complete", t.number);
+        assert_eq!(
+            t.state,
+            TrialState::Complete,
+            "trial {} not complete",
+            t.number
+        );
         assert_eq!(t.values, Some(vec![t.number as f64]), "outcome mixed up");
     }
 }
@@ -470,9 +510,19 @@ pub fn check_sampler(make: &dyn Fn(u64) -> Box<dyn Sampler>, history_len: u64) {
             a.name()
         );
         let again: Vec<Params> = numbers.iter().map(|&n| ask(a.as_ref(), n)).collect();
-        assert_eq!(forward, again, "{}: asking twice must give the same answer", a.name());
+        assert_eq!(
+            forward,
+            again,
+            "{}: asking twice must give the same answer",
+            a.name()
+        );
         let c = make(8);
         let other: Vec<Params> = numbers.iter().map(|&n| ask(c.as_ref(), n)).collect();
-        assert_ne!(forward, other, "{}: different seeds gave identical suggestions", a.name());
+        assert_ne!(
+            forward,
+            other,
+            "{}: different seeds gave identical suggestions",
+            a.name()
+        );
     }
 }

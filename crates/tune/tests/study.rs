@@ -70,14 +70,14 @@ fn four_workers_run_exactly_n_trials() {
 #[test]
 fn failing_and_panicking_objectives_fail_their_trial_only() {
     let study = Study::create(storage(), config("[stop]\nn_trials = 9\n")).unwrap();
-    let objective = |p: &Params, ctx: &mut TrialContext<'_>| {
-        match ctx.number() % 3 {
-            0 => Err(ObjectiveError::Failed("out of memory".into())),
-            1 => panic!("boom"),
-            _ => quadratic(p, ctx),
-        }
+    let objective = |p: &Params, ctx: &mut TrialContext<'_>| match ctx.number() % 3 {
+        0 => Err(ObjectiveError::Failed("out of memory".into())),
+        1 => panic!("boom"),
+        _ => quadratic(p, ctx),
     };
-    let summary = study.run(Arc::new(objective), &RunOptions::default()).unwrap();
+    let summary = study
+        .run(Arc::new(objective), &RunOptions::default())
+        .unwrap();
     assert_eq!(summary.trials_run, 9);
     for t in study.trials().unwrap() {
         let error = t.attrs.get("error").and_then(|e| e.as_str()).unwrap_or("");
@@ -112,11 +112,16 @@ fn missing_metric_and_divergence_are_recorded() {
             }
         })
     };
-    study.run(Arc::new(objective), &RunOptions::default()).unwrap();
+    study
+        .run(Arc::new(objective), &RunOptions::default())
+        .unwrap();
     let trials = study.trials().unwrap();
     assert_eq!(trials[0].state, TrialState::Failed);
     let error = trials[0].attrs["error"].as_str().unwrap();
-    assert!(error.contains("no metric accuracy") && error.contains("loss"), "{error}");
+    assert!(
+        error.contains("no metric accuracy") && error.contains("loss"),
+        "{error}"
+    );
     assert_eq!(trials[1].state, TrialState::Diverged);
 }
 
@@ -127,7 +132,9 @@ fn energy_budget_stops_the_study() {
         config("[stop]\nn_trials = 100\nenergy_budget = \"35 J\"\n"),
     )
     .unwrap();
-    let summary = study.run(Arc::new(quadratic), &RunOptions::default()).unwrap();
+    let summary = study
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
     // 10 J per trial: after 4 trials 40 J ≥ 35 J.
     assert_eq!(summary.trials_run, 4);
     assert_eq!(
@@ -141,8 +148,11 @@ fn energy_budget_stops_the_study() {
 
 #[test]
 fn target_stops_the_study() {
-    let study = Study::create(storage(), config("[stop]\nn_trials = 500\ntarget = 0.95\n")).unwrap();
-    let summary = study.run(Arc::new(quadratic), &RunOptions::default()).unwrap();
+    let study =
+        Study::create(storage(), config("[stop]\nn_trials = 500\ntarget = 0.95\n")).unwrap();
+    let summary = study
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
     let StopReason::TargetReached { best, .. } = summary.stop else {
         panic!("expected target stop, got {:?}", summary.stop);
     };
@@ -153,7 +163,11 @@ fn target_stops_the_study() {
         .iter()
         .filter(|t| t.values.as_ref().is_some_and(|v| v[0] >= 0.95))
         .collect();
-    assert_eq!(reached.len(), 1, "the study stops at the first trial reaching the target");
+    assert_eq!(
+        reached.len(),
+        1,
+        "the study stops at the first trial reaching the target"
+    );
     assert_eq!(reached[0].number, trials.last().unwrap().number);
 }
 
@@ -183,7 +197,9 @@ fn median_pruner_stops_bad_trials_through_the_context() {
             diverged: false,
         })
     };
-    study.run(Arc::new(objective), &RunOptions::default()).unwrap();
+    study
+        .run(Arc::new(objective), &RunOptions::default())
+        .unwrap();
     for t in study.trials().unwrap() {
         let bad = t.number >= 3 && t.number % 2 == 1;
         if bad {
@@ -211,7 +227,9 @@ fn enqueued_trials_run_first_and_dead_workers_are_reaped() {
     // A second process joins the study by name and runs it.
     let joined = Study::open(Arc::clone(&storage), "s").unwrap();
     assert_eq!(joined.config(), study.config());
-    let summary = joined.run(Arc::new(quadratic), &RunOptions::default()).unwrap();
+    let summary = joined
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
     assert_eq!(summary.trials_run, 3, "the queued trial and two new ones");
     let trials = joined.trials().unwrap();
     assert_eq!(trials.len(), 4);
@@ -290,7 +308,10 @@ fn command_objective_reads_the_last_json_line() {
         let echoed = t.attrs["metrics"]["x"].as_f64().unwrap();
         // serde_json's fast float parser may differ from the printed value in the last bit.
         let x = t.params["x"].as_f64().unwrap();
-        assert!((echoed - x).abs() < 1e-15, "{{x}} was substituted: {echoed} vs {x}");
+        assert!(
+            (echoed - x).abs() < 1e-15,
+            "{{x}} was substituted: {echoed} vs {x}"
+        );
         assert_eq!(t.intermediate.len(), 1, "the step line was reported");
         assert!(t.energy.is_some(), "the process was measured");
     }
@@ -309,7 +330,12 @@ fn command_failures_are_recorded_with_their_reason() {
     study.run(objective, &RunOptions::default()).unwrap();
     let t = &study.trials().unwrap()[0];
     assert_eq!(t.state, TrialState::Failed);
-    assert!(t.attrs["error"].as_str().unwrap().contains("no JSON metrics line"));
+    assert!(
+        t.attrs["error"]
+            .as_str()
+            .unwrap()
+            .contains("no JSON metrics line")
+    );
 
     let (study, objective) = command_study(&["/nonexistent/greenlab-objective"], 1);
     study.run(objective, &RunOptions::default()).unwrap();

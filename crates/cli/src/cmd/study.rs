@@ -1,12 +1,390 @@
-//! `greenlab study` (being built; see the issue tracker).
+//! `greenlab study list|show|export`: inspect the studies in a storage.
 
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use greenlab_tune::config::StudyConfig;
+use greenlab_tune::{Storage, StudyRecord, Trial, TrialState};
+
+use super::tune::open_storage;
 
 /// Arguments of `greenlab study`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// list, show or export.
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+/// What to do.
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Every study in the storage with its trial counts, best value and energy.
+    List {
+        /// Where the studies live.
+        #[arg(long)]
+        storage: String,
+    },
+    /// One study's definition and trials.
+    Show {
+        /// Where the study lives.
+        #[arg(long)]
+        storage: String,
+        /// Study name.
+        #[arg(long)]
+        study: String,
+    },
+    /// One study's trials as CSV or JSON.
+    Export {
+        /// Where the study lives.
+        #[arg(long)]
+        storage: String,
+        /// Study name.
+        #[arg(long)]
+        study: String,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: Format,
+        /// Output file (written atomically); standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Export formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One row per trial, one column per parameter and objective.
+    Csv,
+    /// The study record, its definition and every trial.
+    Json,
+}
 
 /// Runs `greenlab study`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`greenlab study` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.action {
+        Action::List { storage } => list(open_storage(&storage)?.as_ref()),
+        Action::Show { storage, study } => show(open_storage(&storage)?.as_ref(), &study),
+        Action::Export {
+            storage,
+            study,
+            format,
+            out,
+        } => {
+            let storage = open_storage(&storage)?;
+            let record = storage.study(&study)?;
+            let trials = storage.trials(record.id)?;
+            let text = match format {
+                Format::Csv => trials_csv(&record, &trials),
+                Format::Json => trials_json(&record, &trials)?,
+            };
+            match out {
+                Some(path) => write_atomically(&path, text.as_bytes())?,
+                None => std::io::stdout()
+                    .write_all(text.as_bytes())
+                    .context("cannot write to standard output")?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn first_direction(record: &StudyRecord) -> Option<greenlab_tune::Direction> {
+    StudyConfig::from_json(&record.spec_json)
+        .ok()
+        .and_then(|c| c.objectives.first().map(|o| o.direction))
+}
+
+fn list(storage: &dyn Storage) -> anyhow::Result<ExitCode> {
+    let studies = storage.list_studies()?;
+    if studies.is_empty() {
+        println!("no studies; create one with `greenlab tune --config study.toml`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<24} {:>7} {:>8} {:>7} {:>7} {:>12} {:>14}",
+        "study", "trials", "complete", "pruned", "failed", "best", "energy (J)"
+    );
+    for s in studies {
+        let trials = storage.trials(s.id)?;
+        let count = |st: TrialState| trials.iter().filter(|t| t.state == st).count();
+        let best = first_direction(&s)
+            .and_then(|d| greenlab_tune::study::best_value(&trials, d))
+            .map(|b| format!("{b:.4}"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<24} {:>7} {:>8} {:>7} {:>7} {:>12} {:>14.1}",
+            s.name,
+            trials.len(),
+            count(TrialState::Complete),
+            count(TrialState::Pruned),
+            count(TrialState::Failed) + count(TrialState::Diverged),
+            best,
+            greenlab_tune::study::energy_spent(&trials)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(storage: &dyn Storage, name: &str) -> anyhow::Result<ExitCode> {
+    let record = storage.study(name)?;
+    let trials = storage.trials(record.id)?;
+    match StudyConfig::from_json(&record.spec_json) {
+        Ok(config) => {
+            let toml = toml::to_string_pretty(&config).unwrap_or_else(|_| record.spec_json.clone());
+            println!("# study {name:?} (id {})\n{toml}", record.id);
+        }
+        Err(e) => println!("# study {name:?}: definition not readable by this version ({e})"),
+    }
+    println!(
+        "{:>6} {:<9} {:>24} {:>12} {:<10} params",
+        "trial", "state", "values", "energy (J)", "source"
+    );
+    for t in &trials {
+        let values = t
+            .values
+            .as_ref()
+            .map(|v| {
+                v.iter()
+                    .map(|x| format!("{x:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|| "-".into());
+        let (energy, source) = t
+            .energy
+            .as_ref()
+            .map(|e| {
+                (
+                    format!("{:.1}", e.total.0),
+                    format!("{:?}", e.source).to_lowercase(),
+                )
+            })
+            .unwrap_or_else(|| ("-".into(), "-".into()));
+        let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let error = t
+            .attrs
+            .get("error")
+            .and_then(|e| e.as_str())
+            .map(|e| format!("  ({})", e.lines().next().unwrap_or("")))
+            .unwrap_or_default();
+        println!(
+            "{:>6} {:<9} {:>24} {:>12} {:<10} {}{error}",
+            t.number,
+            t.state.as_str(),
+            values,
+            energy,
+            source,
+            params.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The trials as CSV: one row per trial.
+pub fn trials_csv(record: &StudyRecord, trials: &[Trial]) -> String {
+    let config = StudyConfig::from_json(&record.spec_json).ok();
+    let metrics: Vec<String> = match &config {
+        Some(c) => c.objectives.iter().map(|o| o.metric.clone()).collect(),
+        None => {
+            let n = trials
+                .iter()
+                .filter_map(|t| t.values.as_ref().map(Vec::len))
+                .max()
+                .unwrap_or(0);
+            (0..n).map(|i| format!("value_{i}")).collect()
+        }
+    };
+    let params: BTreeSet<&String> = trials.iter().flat_map(|t| t.params.keys()).collect();
+    let mut header: Vec<String> = ["study", "trial", "state"].map(String::from).to_vec();
+    header.extend(metrics.iter().map(|m| format!("value_{m}")));
+    header.extend(
+        [
+            "energy_j",
+            "energy_source",
+            "duration_s",
+            "steps",
+            "worker",
+            "started_at",
+            "finished_at",
+        ]
+        .map(String::from),
+    );
+    header.extend(params.iter().map(|p| format!("param_{p}")));
+    header.push("error".into());
+    let mut out = header
+        .iter()
+        .map(|h| csv_field(h))
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+    for t in trials {
+        let mut row = vec![
+            record.name.clone(),
+            t.number.to_string(),
+            t.state.as_str().to_string(),
+        ];
+        for i in 0..metrics.len() {
+            row.push(opt(t.values.as_ref().and_then(|v| v.get(i).copied())));
+        }
+        row.push(opt(t.energy.as_ref().map(|e| e.total.0)));
+        row.push(
+            t.energy
+                .as_ref()
+                .map(|e| format!("{:?}", e.source).to_lowercase())
+                .unwrap_or_default(),
+        );
+        row.push(opt(t.energy.as_ref().map(|e| e.duration.0)));
+        row.push(t.intermediate.len().to_string());
+        row.push(t.worker.clone().unwrap_or_default());
+        row.push(opt(t.started_at));
+        row.push(opt(t.finished_at));
+        for p in &params {
+            row.push(t.params.get(*p).map(|v| v.to_string()).unwrap_or_default());
+        }
+        row.push(
+            t.attrs
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("")
+                .to_string(),
+        );
+        out.push_str(
+            &row.iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+/// The study and its trials as pretty JSON.
+pub fn trials_json(record: &StudyRecord, trials: &[Trial]) -> anyhow::Result<String> {
+    let definition: serde_json::Value =
+        serde_json::from_str(&record.spec_json).unwrap_or(serde_json::Value::Null);
+    let doc = serde_json::json!({
+        "study": record.name,
+        "id": record.id,
+        "created_at": record.created_at,
+        "definition": definition,
+        "trials": trials,
+    });
+    let mut text = serde_json::to_string_pretty(&doc).context("cannot encode the study as JSON")?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// reader never sees half a file and a failure leaves any old file intact.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(file_name) = path.file_name() else {
+        bail!("{} is not a file path", path.display());
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("cannot write {}: {e}", path.display())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use greenlab_meter::{Joules, Seconds, Source};
+    use greenlab_tune::{MemoryStorage, ParamValue, Params, TrialEnergy, TrialOutcome};
+
+    use super::*;
+
+    fn complete_outcome(value: f64) -> TrialOutcome {
+        TrialOutcome {
+            state: TrialState::Complete,
+            values: Some(vec![value]),
+            energy: Some(TrialEnergy {
+                total: Joules(12.5),
+                source: Source::Estimated,
+                duration: Seconds(1.0),
+                domains: Vec::new(),
+            }),
+            attrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn csv_has_one_row_per_trial_with_quoted_errors() {
+        let s = MemoryStorage::new();
+        let st = s.create_study("s", "{}").unwrap();
+        let t = s.create_trial(st.id, "w", Duration::from_secs(60)).unwrap();
+        let mut p = Params::new();
+        p.insert("lr".into(), ParamValue::Float(0.01));
+        s.set_params(t.id, &p).unwrap();
+        s.finish_trial(t.id, &complete_outcome(0.9)).unwrap();
+        let t2 = s.create_trial(st.id, "w", Duration::from_secs(60)).unwrap();
+        let mut failed = complete_outcome(0.0);
+        failed.state = TrialState::Failed;
+        failed.values = None;
+        failed
+            .attrs
+            .insert("error".into(), serde_json::json!("exit 3, \"oom\""));
+        s.finish_trial(t2.id, &failed).unwrap();
+        let csv = trials_csv(&st, &s.trials(st.id).unwrap());
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("study,trial,state,value_0,energy_j"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].ends_with("param_lr,error"));
+        assert!(
+            lines[1].starts_with("s,0,complete,0.9,12.5,estimated"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with(",\"exit 3, \"\"oom\"\"\""),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
+        assert!(write_atomically(&dir.path().join("missing/out.csv"), b"x").is_err());
+    }
 }

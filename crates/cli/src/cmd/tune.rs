@@ -1,12 +1,298 @@
-//! `greenlab tune` (being built; see the issue tracker).
+//! `greenlab tune`: run a hyperparameter study from a TOML definition, with N local workers.
+//!
+//! Also holds what `worker`, `study` and `compare` share: [`open_storage`] (URL → storage),
+//! [`build_objective`] (study definition → objective) and the progress printer.
+//!
+//! The built-in training objective (`[objective] kind = "train"`) is supplied by whoever wires
+//! `greenlab train` into tuning: pass a [`TrainObjectiveFactory`] to [`run_with`] /
+//! `worker::run_with`; [`run`] uses [`train_objective`], which says it is not wired yet.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
+use greenlab_tune::config::{ObjectiveKind, StudyConfig, parse_duration, parse_energy};
+use greenlab_tune::study::{
+    CommandObjective, ObjectiveFunction, Observer, RunOptions, RunSummary, Study,
+};
+use greenlab_tune::{Storage, Trial, TrialOutcome, TrialState};
 
 /// Arguments of `greenlab tune`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Study definition (TOML): name, [space], objectives, [sampler], [pruner], [stop], [objective].
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Where the study lives: sqlite:///abs/path.db, sqlite://rel.db, postgres://..., memory:.
+    #[arg(long, default_value = "sqlite://greenlab-studies.db")]
+    pub storage: String,
+    /// Worker threads in this process.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Study name (overrides `name` in the config).
+    #[arg(long)]
+    pub study: Option<String>,
+    /// Sampler (overrides [sampler] name): grid, random, halton, sobol, gp, tpe, parego.
+    #[arg(long)]
+    pub sampler: Option<String>,
+    /// Sampler seed (overrides [sampler] seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of trials (overrides [stop] n_trials).
+    #[arg(long)]
+    pub n_trials: Option<u64>,
+    /// Wall-time limit of this run, e.g. 90s, 30min, 2h (overrides [stop] timeout).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Energy budget of the study, e.g. 50kJ, 2.5MJ, 300J (overrides [stop] energy_budget).
+    #[arg(long)]
+    pub energy_budget: Option<String>,
+    /// Stop when a trial reaches this value of the first objective (overrides [stop] target).
+    #[arg(long)]
+    pub target: Option<f64>,
+    /// Energy meter: auto, rapl, perf, nvml, estimate.
+    #[arg(long, default_value = "auto")]
+    pub meter: String,
+    /// Lease of a running trial in seconds; a worker silent this long is presumed dead.
+    #[arg(long, default_value_t = 60)]
+    pub lease_s: u64,
+    /// The objective command, `{name}` replaced by parameter values; its last stdout line of
+    /// JSON holds the metrics (e.g. -- python train.py --lr {lr}).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// Builds the built-in training objective from a study definition (`[objective] options`)
+/// and the tracker that measures it.
+pub type TrainObjectiveFactory =
+    dyn Fn(&StudyConfig, Arc<Tracker>) -> anyhow::Result<Arc<dyn ObjectiveFunction>>;
+
+/// The built-in training objective.
+///
+/// LEAD: wire `greenlab train` here (or call [`run_with`] with your own factory): read the
+/// network/dataset/epochs from `config.objective.options`, train with the parameters, report
+/// test accuracy per epoch through `TrialContext::report` (value, cumulative energy), and
+/// return `ObjectiveOutput { metrics: {"accuracy": ...}, energy: Some(...), diverged }`.
+pub fn train_objective(
+    _config: &StudyConfig,
+    _tracker: Arc<Tracker>,
+) -> anyhow::Result<Arc<dyn ObjectiveFunction>> {
+    bail!(
+        "the built-in training objective (kind = \"train\") is not wired into this build; use \
+         kind = \"command\" with a training script"
+    )
+}
 
 /// Runs `greenlab tune`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`greenlab tune` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    run_with(args, &train_objective)
+}
+
+/// Runs `greenlab tune` with `train` building `kind = "train"` objectives.
+pub fn run_with(args: Args, train: &TrainObjectiveFactory) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read study config {}", args.config.display()))?;
+    let mut config = parse_config_with_overrides(&text, &args)
+        .with_context(|| format!("in {}", args.config.display()))?;
+    if !args.command.is_empty() {
+        config.objective.kind = ObjectiveKind::Command;
+        config.objective.command = args.command.clone();
+    }
+    config.validate()?;
+    let storage = open_storage(&args.storage)?;
+    let study = Study::create(Arc::from(storage), config)
+        .with_context(|| format!("cannot create the study in {}", args.storage))?;
+    let tracker = build_tracker(&args.meter)?;
+    let objective = build_objective(study.config(), Arc::clone(&tracker), train)?;
+    eprintln!(
+        "study {:?} in {}: sampler {}, pruner {}, {} worker(s)",
+        study.config().name,
+        args.storage,
+        study.config().sampler.name,
+        study.config().pruner.name,
+        args.workers
+    );
+    let options = run_options(args.workers, args.lease_s, tracker);
+    let summary = study.run(objective, &options)?;
+    print_summary(&study, &summary)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_config_with_overrides(text: &str, args: &Args) -> anyhow::Result<StudyConfig> {
+    // Parse without validation first, so that overrides can repair what they replace.
+    let mut config: StudyConfig =
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("malformed study TOML: {e}"))?;
+    if let Some(name) = &args.study {
+        config.name = name.clone();
+    }
+    if let Some(sampler) = &args.sampler {
+        if *sampler != config.sampler.name {
+            config.sampler.options.clear();
+        }
+        config.sampler.name = sampler.clone();
+    }
+    if let Some(seed) = args.seed {
+        config.sampler.seed = seed;
+    }
+    if let Some(n) = args.n_trials {
+        config.stop.n_trials = Some(n);
+    }
+    if let Some(t) = &args.timeout {
+        config.stop.timeout = Some(parse_duration(t)?);
+    }
+    if let Some(e) = &args.energy_budget {
+        config.stop.energy_budget = Some(parse_energy(e)?);
+    }
+    if let Some(t) = args.target {
+        config.stop.target = Some(t);
+    }
+    Ok(config)
+}
+
+/// Opens a study storage from its URL: `sqlite:///abs.db`, `sqlite://rel.db`, `postgres://…`,
+/// `memory:`.
+pub fn open_storage(url: &str) -> anyhow::Result<Box<dyn Storage>> {
+    greenlab_store::open(url).with_context(|| "cannot open the study storage".to_string())
+}
+
+/// The energy tracker for `--meter`; falls back to the estimate when `auto` finds nothing
+/// better (the tracker says so in its notes and every trial's energy is labelled estimated).
+pub fn build_tracker(meter: &str) -> anyhow::Result<Arc<Tracker>> {
+    let choice: MeterChoice = meter
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--meter {meter}: {e}"))?;
+    let auto = matches!(choice, MeterChoice::Auto);
+    let tracker = match Tracker::new(choice, &MeterOptions::default()) {
+        Ok(t) => t,
+        Err(e) if auto => {
+            eprintln!("warning: no energy meter available ({e}); energy is estimated");
+            Tracker::estimate_only()
+        }
+        Err(e) => return Err(e).context(format!("cannot use --meter {meter}")),
+    };
+    for note in tracker.notes() {
+        eprintln!("meter: {note}");
+    }
+    Ok(Arc::new(tracker))
+}
+
+/// The objective a study definition names.
+pub fn build_objective(
+    config: &StudyConfig,
+    tracker: Arc<Tracker>,
+    train: &TrainObjectiveFactory,
+) -> anyhow::Result<Arc<dyn ObjectiveFunction>> {
+    Ok(match config.objective.kind {
+        ObjectiveKind::Command => Arc::new(CommandObjective::new(
+            config.objective.command.clone(),
+            &config.search_space(),
+            tracker,
+        )?),
+        ObjectiveKind::Train => train(config, tracker)?,
+    })
+}
+
+/// Run options with a progress printer, named after this host and process.
+pub fn run_options(workers: usize, lease_s: u64, tracker: Arc<Tracker>) -> RunOptions {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    RunOptions {
+        workers: workers.max(1),
+        lease: Duration::from_secs(lease_s.max(1)),
+        worker_prefix: format!("{host}/pid{}", std::process::id()),
+        tracker: Some(tracker),
+        observer: Some(Arc::new(Progress)),
+        ..RunOptions::default()
+    }
+}
+
+/// Prints one line per finished trial on stderr.
+struct Progress;
+
+impl Observer for Progress {
+    fn trial_finished(&self, trial: &Trial, outcome: &TrialOutcome) {
+        let values = outcome
+            .values
+            .as_ref()
+            .map(|v| {
+                v.iter()
+                    .map(|x| format!("{x:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|| "-".into());
+        let energy = outcome
+            .energy
+            .as_ref()
+            .map(|e| format!("{:.1} J ({:?})", e.total.0, e.source).to_lowercase())
+            .unwrap_or_else(|| "no energy".into());
+        let params = trial
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let error = outcome
+            .attrs
+            .get("error")
+            .and_then(|e| e.as_str())
+            .map(|e| format!(" — {}", e.lines().next().unwrap_or("")))
+            .unwrap_or_default();
+        eprintln!(
+            "trial {:>4} {:<8} [{values}] {energy} {params}{error}",
+            trial.number,
+            outcome.state.as_str()
+        );
+    }
+}
+
+/// Prints why the run stopped, the best trial(s) and the energy spent.
+pub fn print_summary(study: &Study, summary: &RunSummary) -> anyhow::Result<()> {
+    let trials = study.trials()?;
+    let objectives = &study.config().objectives;
+    println!(
+        "stopped: {} after {:.1} s; this run: {} trial(s)",
+        summary.stop,
+        summary.elapsed.as_secs_f64(),
+        summary.trials_run
+    );
+    let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
+    println!(
+        "study {:?}: {} trials ({} complete, {} pruned, {} failed, {} diverged), {:.1} J in all",
+        study.config().name,
+        trials.len(),
+        count(TrialState::Complete),
+        count(TrialState::Pruned),
+        count(TrialState::Failed),
+        count(TrialState::Diverged),
+        greenlab_tune::study::energy_spent(&trials)
+    );
+    let front = greenlab_tune::compare::pareto_front(&trials, objectives);
+    let title = if objectives.len() > 1 {
+        "pareto front"
+    } else {
+        "best trial"
+    };
+    if front.is_empty() {
+        println!("no complete trial");
+    }
+    for t in front {
+        let values: Vec<String> = objectives
+            .iter()
+            .zip(t.values.iter().flatten())
+            .map(|(o, v)| format!("{}={v:.6}", o.metric))
+            .collect();
+        let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{title}: trial {} {} {}",
+            t.number,
+            values.join(" "),
+            params.join(" ")
+        );
+    }
+    Ok(())
 }

@@ -159,7 +159,10 @@ mod tests {
         let t = trial(1, TrialState::Running, &curve(&[5.0]));
         assert!(!p.should_prune(&obj, &t, &[]), "alone, a trial is the best");
         let other = trial(2, TrialState::Complete, &curve(&[1.0]));
-        assert!(p.should_prune(&obj, &t, &[other.clone()]), "loss 5 loses to loss 1");
+        assert!(
+            p.should_prune(&obj, &t, &[other.clone()]),
+            "loss 5 loses to loss 1"
+        );
         let good = trial(1, TrialState::Running, &curve(&[0.5]));
         assert!(!p.should_prune(&obj, &good, &[other]));
     }

@@ -78,7 +78,10 @@ impl Pruner for MedianPruner {
             .intermediate
             .iter()
             .map(|i| i.value)
-            .fold(f64::NAN, |acc, v| if better(v, acc, direction) { v } else { acc });
+            .fold(
+                f64::NAN,
+                |acc, v| if better(v, acc, direction) { v } else { acc },
+            );
         if best.is_nan() {
             return true;
         }
@@ -116,7 +119,11 @@ mod tests {
             &trial(10, TrialState::Running, &curve(&[0.8, 0.3])),
             &h
         ));
-        assert!(p.should_prune(&obj, &trial(10, TrialState::Running, &curve(&[f64::NAN])), &h));
+        assert!(p.should_prune(
+            &obj,
+            &trial(10, TrialState::Running, &curve(&[f64::NAN])),
+            &h
+        ));
     }
 
     #[test]

@@ -71,7 +71,8 @@ fn references<'a>(
 ) -> impl Iterator<Item = &'a Trial> + 'a {
     history.iter().filter(move |t| {
         t.id != trial.id
-            && (t.state == TrialState::Complete || (include_pruned && t.state == TrialState::Pruned))
+            && (t.state == TrialState::Complete
+                || (include_pruned && t.state == TrialState::Pruned))
     })
 }
 

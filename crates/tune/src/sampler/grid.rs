@@ -228,10 +228,11 @@ mod tests {
             lrs.insert(format!("{:.3e}", p["lr"].as_f64().unwrap()));
             assert!(seen.insert(format!("{p:?}")), "repeated point {p:?}");
         }
-        let expected: HashSet<String> = ["1.000e-5", "1.000e-4", "1.000e-3", "1.000e-2", "1.000e-1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let expected: HashSet<String> =
+            ["1.000e-5", "1.000e-4", "1.000e-3", "1.000e-2", "1.000e-1"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         assert_eq!(lrs, expected);
         let ctx = SampleContext {
             space: &s,

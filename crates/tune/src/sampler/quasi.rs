@@ -285,7 +285,10 @@ mod tests {
             }
             assert!(cells.iter().all(|&c| c == 1), "dim {d}: {cells:?}");
         }
-        assert_ne!(s.point(1, 2).unwrap(), SobolSampler::new(43).point(1, 2).unwrap());
+        assert_ne!(
+            s.point(1, 2).unwrap(),
+            SobolSampler::new(43).point(1, 2).unwrap()
+        );
         assert!(s.point(0, SOBOL_MAX_DIMS + 1).is_err());
     }
 

@@ -242,7 +242,10 @@ impl ObjectiveFunction for CommandObjective {
                             let _ = child.kill();
                             killed = true;
                             // Drain what is left so the child is not blocked on a full pipe.
-                            let _ = std::io::copy(&mut reader.by_ref().take(1 << 20), &mut std::io::sink());
+                            let _ = std::io::copy(
+                                &mut reader.by_ref().take(1 << 20),
+                                &mut std::io::sink(),
+                            );
                             break;
                         }
                     }
@@ -289,7 +292,10 @@ impl ObjectiveFunction for CommandObjective {
             .filter(|(k, _)| k.as_str() != "step")
             .filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x)))
             .collect();
-        let diverged = obj.get("diverged").and_then(|v| v.as_bool()).unwrap_or(false);
+        let diverged = obj
+            .get("diverged")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         Ok(ObjectiveOutput {
             metrics,
             energy,

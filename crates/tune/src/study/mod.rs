@@ -31,7 +31,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use command::{CommandObjective, substitute};
-pub use objective::{ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy};
+pub use objective::{
+    ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy,
+};
 pub use worker::{Observer, RunOptions, RunSummary, StopReason};
 
 use crate::TuneError;
@@ -119,7 +121,12 @@ impl Study {
 
     /// Which stopping rule holds now, if any, given the trials and this run's start time.
     pub fn stop_reason(&self, trials: &[Trial], started: Instant) -> Option<StopReason> {
-        stop_reason(&self.config, self.sampler.as_ref(), trials, started.elapsed())
+        stop_reason(
+            &self.config,
+            self.sampler.as_ref(),
+            trials,
+            started.elapsed(),
+        )
     }
 }
 

@@ -49,9 +49,7 @@ pub trait ObjectiveFunction: Send + Sync {
 
 impl<F> ObjectiveFunction for F
 where
-    F: Fn(&Params, &mut TrialContext<'_>) -> Result<ObjectiveOutput, ObjectiveError>
-        + Send
-        + Sync,
+    F: Fn(&Params, &mut TrialContext<'_>) -> Result<ObjectiveOutput, ObjectiveError> + Send + Sync,
 {
     fn run(
         &self,

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use greenlab_meter::Tracker;
 
-use super::objective::{ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy};
 use super::Study;
+use super::objective::{ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy};
 use crate::TuneError;
 use crate::sampler::SampleContext;
 use crate::trial::{Trial, TrialOutcome, TrialState};
@@ -111,7 +111,9 @@ impl std::fmt::Display for StopReason {
         match self {
             StopReason::TrialLimit(n) => write!(f, "the study has {n} trials"),
             StopReason::SamplerExhausted(n) => write!(f, "all {n} grid points were tried"),
-            StopReason::Timeout(t) => write!(f, "the time limit of {:.0} s passed", t.as_secs_f64()),
+            StopReason::Timeout(t) => {
+                write!(f, "the time limit of {:.0} s passed", t.as_secs_f64())
+            }
             StopReason::EnergyBudget { budget, spent } => {
                 write!(f, "energy budget spent: {spent:.1} J of {budget:.1} J")
             }
@@ -165,9 +167,8 @@ pub(super) fn run(
         handles
             .into_iter()
             .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(TuneError::Storage("a worker thread panicked".into()))
-                })
+                h.join()
+                    .unwrap_or_else(|_| Err(TuneError::Storage("a worker thread panicked".into())))
             })
             .collect()
     });
@@ -205,10 +206,7 @@ fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneErro
                 let (mut trial, history) = {
                     // Poisoning only means another worker panicked while creating a trial;
                     // the guarded section holds no data of its own.
-                    let _guard = shared
-                        .admission
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
+                    let _guard = shared.admission.lock().unwrap_or_else(|p| p.into_inner());
                     let history = storage.trials(id)?;
                     if let Some(reason) = study.stop_reason(&history, shared.started) {
                         return Ok((run, reason));
@@ -275,8 +273,10 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
                 match stop_rx.recv_timeout(beat) {
                     Err(RecvTimeoutError::Timeout) => {
                         if let Err(e) = storage.heartbeat(trial_id, worker, options.lease) {
-                            if matches!(e, TuneError::TrialState { .. } | TuneError::UnknownTrial(_))
-                            {
+                            if matches!(
+                                e,
+                                TuneError::TrialState { .. } | TuneError::UnknownTrial(_)
+                            ) {
                                 lost_ref.store(true, Ordering::Relaxed);
                                 return;
                             }
@@ -371,11 +371,13 @@ fn outcome_for(
         if metric == "energy" {
             energy.as_ref().map(|e| e.total.0)
         } else {
-            output
-                .metrics
-                .get(metric)
-                .copied()
-                .or_else(|| if i == 0 && pruned { last_step.map(|s| s.value) } else { None })
+            output.metrics.get(metric).copied().or_else(|| {
+                if i == 0 && pruned {
+                    last_step.map(|s| s.value)
+                } else {
+                    None
+                }
+            })
         }
     };
     let values: Option<Vec<f64>> = objectives
@@ -407,7 +409,10 @@ fn outcome_for(
             attrs,
         };
     }
-    let diverged = output.diverged || values.as_ref().is_some_and(|v| v.iter().any(|x| !x.is_finite()));
+    let diverged = output.diverged
+        || values
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|x| !x.is_finite()));
     if diverged {
         attrs.insert("error".into(), serde_json::json!("training diverged"));
         return TrialOutcome {
@@ -438,7 +443,11 @@ fn outcome_for(
                 format!(
                     "objective returned no metric {} (it returned: {})",
                     missing.join(", "),
-                    if got.is_empty() { "nothing".to_string() } else { got.join(", ") }
+                    if got.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        got.join(", ")
+                    }
                 )
             };
             attrs.insert("error".into(), serde_json::json!(reason));
