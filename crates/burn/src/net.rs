@@ -1,0 +1,179 @@
+//! A [`NetworkSpec`] turned into Burn modules: one [`Block`] per layer of the spec, in order.
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Identity, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Tensor, TensorData};
+use greenlab_model::{Layer, NetworkSpec};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// One layer of the network. The variants mirror [`Layer`]; `Flatten` holds an identity
+/// module only because Burn's module derive wants one field per variant.
+#[derive(Module, Debug)]
+pub(crate) enum Block {
+    Conv(Conv2d),
+    Norm(BatchNorm),
+    Relu(Relu),
+    Pool(MaxPool2d),
+    Flatten(Identity),
+    Linear(Linear),
+}
+
+/// The whole network: the blocks in the order of the spec's layers.
+#[derive(Module, Debug)]
+pub(crate) struct Net {
+    pub(crate) blocks: Vec<Block>,
+}
+
+/// Activations between blocks: feature maps before `Flatten`, vectors after.
+#[derive(Clone, Debug)]
+pub(crate) enum Act {
+    Map(Tensor<4>),
+    Flat(Tensor<2>),
+}
+
+impl Act {
+    /// Detaches from the graph (a new leaf) and, if asked, tracks gradients from here.
+    pub(crate) fn leaf(self, require_grad: bool) -> Act {
+        match self {
+            Act::Map(t) => {
+                let t = t.detach();
+                Act::Map(if require_grad { t.require_grad() } else { t })
+            }
+            Act::Flat(t) => {
+                let t = t.detach();
+                Act::Flat(if require_grad { t.require_grad() } else { t })
+            }
+        }
+    }
+
+    /// Sum of the activation multiplied element-wise by a cotangent of the same shape: a
+    /// scalar whose backward pass feeds `cotangent` into the graph behind `self`.
+    pub(crate) fn weighted_sum(self, cotangent: &Act) -> Option<Tensor<1>> {
+        match (self, cotangent) {
+            (Act::Map(a), Act::Map(c)) => Some((a * c.clone()).sum()),
+            (Act::Flat(a), Act::Flat(c)) => Some((a * c.clone()).sum()),
+            _ => None,
+        }
+    }
+
+    /// A tensor of ones of the same shape, on `device`, outside any graph.
+    pub(crate) fn ones_like(&self, device: &Device) -> Act {
+        match self {
+            Act::Map(t) => Act::Map(Tensor::ones(t.dims(), device)),
+            Act::Flat(t) => Act::Flat(Tensor::ones(t.dims(), device)),
+        }
+    }
+}
+
+impl Block {
+    /// Applies the block; `None` if the activation has the wrong rank for it (cannot happen
+    /// for a network built from a valid spec).
+    pub(crate) fn forward(&self, x: Act) -> Option<Act> {
+        Some(match (self, x) {
+            (Block::Conv(m), Act::Map(t)) => Act::Map(m.forward(t)),
+            (Block::Norm(m), Act::Map(t)) => Act::Map(m.forward(t)),
+            (Block::Relu(m), Act::Map(t)) => Act::Map(m.forward(t)),
+            (Block::Relu(m), Act::Flat(t)) => Act::Flat(m.forward(t)),
+            (Block::Pool(m), Act::Map(t)) => Act::Map(m.forward(t)),
+            (Block::Flatten(_), Act::Map(t)) => {
+                let [n, c, h, w] = t.dims();
+                Act::Flat(t.reshape([n, c * h * w]))
+            }
+            (Block::Flatten(_), flat @ Act::Flat(_)) => flat,
+            (Block::Linear(m), Act::Flat(t)) => Act::Flat(m.forward(t)),
+            _ => return None,
+        })
+    }
+}
+
+impl Net {
+    /// Builds the network on `device` with weights drawn from a generator seeded with `seed`.
+    ///
+    /// Initialisation follows PyTorch's defaults so both engines start from the same
+    /// distribution: convolution and linear weights and biases uniform in ±1/√fan_in (Kaiming
+    /// uniform with a = √5), batch-norm scale 1 and shift 0. The generator is ours, not the
+    /// backend's global one, so trainers built concurrently stay reproducible.
+    pub(crate) fn new(spec: &NetworkSpec, seed: u64, device: &Device) -> Net {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let blocks = spec
+            .layers
+            .iter()
+            .map(|l| match l.layer {
+                Layer::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let mut conv = Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
+                        .with_stride([stride, stride])
+                        .with_padding(PaddingConfig2d::Explicit(
+                            padding, padding, padding, padding,
+                        ))
+                        .init(device);
+                    let fan_in = in_channels * kernel * kernel;
+                    conv.weight = uniform_param(
+                        &mut rng,
+                        [out_channels, in_channels, kernel, kernel],
+                        fan_in,
+                        device,
+                    );
+                    conv.bias = Some(uniform_param(&mut rng, [out_channels], fan_in, device));
+                    Block::Conv(conv)
+                }
+                Layer::BatchNorm2d { features } => {
+                    Block::Norm(BatchNormConfig::new(features).init(device))
+                }
+                Layer::Relu => Block::Relu(Relu::new()),
+                Layer::MaxPool2d { kernel, stride } => Block::Pool(
+                    MaxPool2dConfig::new([kernel, kernel])
+                        .with_strides([stride, stride])
+                        .init(),
+                ),
+                Layer::Flatten => Block::Flatten(Identity::new()),
+                Layer::Linear {
+                    in_features,
+                    out_features,
+                } => {
+                    let mut linear = LinearConfig::new(in_features, out_features).init(device);
+                    // Burn stores linear weights as [in, out] (y = x·W + b).
+                    linear.weight =
+                        uniform_param(&mut rng, [in_features, out_features], in_features, device);
+                    linear.bias =
+                        Some(uniform_param(&mut rng, [out_features], in_features, device));
+                    Block::Linear(linear)
+                }
+            })
+            .collect();
+        Net { blocks }
+    }
+
+    /// The class scores for a batch of images.
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        let mut act = Act::Map(x);
+        for block in &self.blocks {
+            act = block.forward(act)?;
+        }
+        match act {
+            Act::Flat(t) => Some(t),
+            Act::Map(_) => None,
+        }
+    }
+}
+
+/// A trainable parameter with values uniform in ±1/√fan_in.
+fn uniform_param<const D: usize>(
+    rng: &mut ChaCha8Rng,
+    shape: [usize; D],
+    fan_in: usize,
+    device: &Device,
+) -> Param<Tensor<D>> {
+    let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+}

@@ -1,0 +1,419 @@
+//! [`BurnTrainer`]: a network, its Adam state and the device, behind greenlab's `Trainer`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use greenlab_data::Batch;
+use greenlab_engine::{
+    AdamConfig, EngineError, EvalStats, LayerTiming, StepProfile, StepStats, Trainer,
+};
+use greenlab_meter::Seconds;
+use greenlab_model::NetworkSpec;
+use rayon::ThreadPool;
+
+use crate::net::{Act, Net};
+
+/// A network being trained by the Burn engine.
+///
+/// Every call runs inside the engine's thread pool when one was configured (`--threads`), so
+/// flex's kernels use that many threads. A panic inside Burn (which reports shape and backend
+/// errors by panicking) is turned into [`EngineError::Backend`]; the trainer is unusable
+/// afterwards and says so.
+pub struct BurnTrainer {
+    spec: NetworkSpec,
+    /// `None` only after a failure in the middle of an optimiser step.
+    model: Option<Net>,
+    optim: ModuleOptimizer,
+    lr: f64,
+    device: Device,
+    pool: Option<Arc<ThreadPool>>,
+    parameters: usize,
+}
+
+impl BurnTrainer {
+    pub(crate) fn new(
+        spec: &NetworkSpec,
+        adam: &AdamConfig,
+        seed: u64,
+        device: Device,
+        pool: Option<Arc<ThreadPool>>,
+    ) -> Result<BurnTrainer, EngineError> {
+        adam.validate().map_err(|message| EngineError::Build {
+            network: spec.name.clone(),
+            message,
+        })?;
+        let build = || {
+            let model = Net::new(spec, seed, &device);
+            let weight_decay =
+                (adam.weight_decay > 0.0).then(|| WeightDecayConfig::new(adam.weight_decay as f32));
+            let optim = burn::optim::AdamConfig::new()
+                .with_beta_1(adam.beta1 as f32)
+                .with_beta_2(adam.beta2 as f32)
+                .with_epsilon(adam.eps as f32)
+                .with_weight_decay(weight_decay)
+                .init();
+            let parameters = model.num_params();
+            (model, optim, parameters)
+        };
+        let built = match &pool {
+            Some(p) => p.install(|| catch_unwind(AssertUnwindSafe(build))),
+            None => catch_unwind(AssertUnwindSafe(build)),
+        };
+        let (model, optim, parameters) = built.map_err(|p| EngineError::Build {
+            network: spec.name.clone(),
+            message: panic_message(p.as_ref()),
+        })?;
+        Ok(BurnTrainer {
+            spec: spec.clone(),
+            model: Some(model),
+            optim,
+            lr: adam.lr,
+            device,
+            pool,
+            parameters,
+        })
+    }
+
+    /// Runs `f` inside the thread pool (if any), turning a Burn panic into an error.
+    fn guarded<R: Send>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<R, EngineError> + Send,
+    ) -> Result<R, EngineError> {
+        let pool = self.pool.clone();
+        let run = AssertUnwindSafe(move || f(self));
+        let outcome = match pool {
+            Some(p) => p.install(|| catch_unwind(run)),
+            None => catch_unwind(run),
+        };
+        outcome.unwrap_or_else(|p| Err(backend(panic_message(p.as_ref()))))
+    }
+
+    fn model(&self) -> Result<&Net, EngineError> {
+        self.model.as_ref().ok_or_else(broken)
+    }
+
+    fn take_model(&mut self) -> Result<Net, EngineError> {
+        self.model.take().ok_or_else(broken)
+    }
+
+    /// The batch's images as an `N × C × H × W` tensor on `device`.
+    fn images(&self, batch: &Batch, device: &Device) -> Tensor<4> {
+        let s = self.spec.input;
+        Tensor::from_data(
+            TensorData::new(
+                batch.images.clone(),
+                [batch.size, s.channels, s.height, s.width],
+            ),
+            device,
+        )
+    }
+
+    /// One-hot targets `N × classes`, the weights of the log-probabilities in the loss.
+    fn one_hot(&self, batch: &Batch) -> Tensor<2> {
+        let classes = self.spec.classes;
+        let mut values = vec![0.0f32; batch.size * classes];
+        for (row, &label) in batch.labels.iter().enumerate() {
+            values[row * classes + label as usize] = 1.0;
+        }
+        Tensor::from_data(TensorData::new(values, [batch.size, classes]), &self.device)
+    }
+
+    /// Mean cross-entropy of `logits` against the one-hot targets, in the graph.
+    fn loss(logits: Tensor<2>, one_hot: Tensor<2>) -> Tensor<1> {
+        let n = logits.dims()[0].max(1);
+        (log_softmax(logits, 1) * one_hot)
+            .sum()
+            .mul_scalar(-1.0 / n as f64)
+    }
+
+    /// The forward pass, the loss and its gradients; returns the updated model.
+    fn step(&mut self, batch: &Batch) -> Result<StepStats, EngineError> {
+        let x = self.images(batch, &self.device);
+        let one_hot = self.one_hot(batch);
+        let model = self.take_model()?;
+        let logits = model.forward(x).ok_or_else(shape_bug)?;
+        let loss = Self::loss(logits.clone(), one_hot);
+        let grads = loss.backward();
+        let grads = GradientsParams::from_grads(grads, &model);
+        self.model = Some(self.optim.step(self.lr, model, grads));
+        let scores = read(logits)?;
+        let (loss_sum, correct) = score(&scores, &batch.labels, self.spec.classes);
+        Ok(StepStats {
+            loss: loss_sum / batch.size as f64,
+            correct,
+        })
+    }
+
+    fn eval(&mut self, batch: &Batch) -> Result<EvalStats, EngineError> {
+        let model = self.model()?.valid();
+        let device = self.device.clone().without_autodiff();
+        let x = self.images(batch, &device);
+        let logits = model.forward(x).ok_or_else(shape_bug)?;
+        let scores = read(logits)?;
+        let (loss_sum, correct) = score(&scores, &batch.labels, self.spec.classes);
+        Ok(EvalStats { loss_sum, correct })
+    }
+
+    fn profile(&mut self, batch: &Batch) -> Result<StepProfile, EngineError> {
+        // A whole ordinary step first: the reference the parts are compared with.
+        let start = self.clock()?;
+        let stats = self.step(batch)?;
+        let whole_step = self.elapsed(start)?;
+        if !stats.loss.is_finite() {
+            return Err(backend(
+                "the loss is not finite; profile a network that trains".into(),
+            ));
+        }
+
+        // Forward, layer by layer, keeping each layer's input.
+        let model = self.take_model()?;
+        let result = self.profile_parts(&model, batch);
+        self.model = Some(model);
+        let (layers, loss) = result?;
+
+        // The optimiser: gradients from an untimed pass, then the timed update.
+        let model = self.take_model()?;
+        let x = self.images(batch, &self.device);
+        let logits = match model.forward(x) {
+            Some(l) => l,
+            None => {
+                self.model = Some(model);
+                return Err(shape_bug());
+            }
+        };
+        let grads = Self::loss(logits, self.one_hot(batch)).backward();
+        let grads = GradientsParams::from_grads(grads, &model);
+        let start = self.clock()?;
+        let model = self.optim.step(self.lr, model, grads);
+        let optimizer = self.elapsed(start)?;
+        self.model = Some(model);
+
+        Ok(StepProfile {
+            layers,
+            loss,
+            optimizer,
+            whole_step,
+        })
+    }
+
+    /// Per-layer forward and backward times, and the loss's forward + backward time.
+    fn profile_parts(
+        &self,
+        model: &Net,
+        batch: &Batch,
+    ) -> Result<(Vec<LayerTiming>, Seconds), EngineError> {
+        let mut inputs = Vec::with_capacity(model.blocks.len() + 1);
+        let mut forward = Vec::with_capacity(model.blocks.len());
+        let mut act = Act::Map(self.images(batch, &self.device));
+        for block in &model.blocks {
+            inputs.push(act.clone());
+            let start = self.clock()?;
+            act = block.forward(act).ok_or_else(shape_bug)?;
+            forward.push(self.elapsed(start)?);
+        }
+        let Act::Flat(logits) = act else {
+            return Err(shape_bug());
+        };
+
+        // Loss: forward and backward on the detached scores.
+        let one_hot = self.one_hot(batch);
+        let scores = logits.detach().require_grad();
+        let start = self.clock()?;
+        let _grads = Self::loss(scores, one_hot).backward();
+        let loss = self.elapsed(start)?;
+
+        // Backward, layer by layer: each layer alone on its detached input, fed a cotangent of
+        // ones. The cost of the bookkeeping around it (multiplying by the cotangent, summing,
+        // walking the graph) is measured on an identity and subtracted.
+        let mut layers = Vec::with_capacity(model.blocks.len());
+        for (i, (block, input)) in model.blocks.iter().zip(inputs).enumerate() {
+            // The first layer's input is data: the real step computes no gradient for it.
+            let x = input.leaf(i > 0);
+            let out = block.forward(x).ok_or_else(shape_bug)?;
+            let cotangent = out.ones_like(&self.device);
+            let baseline_leaf = out.clone().leaf(true);
+            let sum = out.weighted_sum(&cotangent).ok_or_else(shape_bug)?;
+            let start = self.clock()?;
+            let _grads = sum.backward();
+            let with_layer = self.elapsed(start)?;
+            let sum = baseline_leaf
+                .weighted_sum(&cotangent)
+                .ok_or_else(shape_bug)?;
+            let start = self.clock()?;
+            let _grads = sum.backward();
+            let baseline = self.elapsed(start)?;
+            let kind = self.spec.layers[i].layer.kind();
+            layers.push(LayerTiming {
+                index: i,
+                kind,
+                forward: forward[i],
+                backward: Some(Seconds((with_layer.0 - baseline.0).max(0.0))),
+            });
+        }
+        Ok((layers, loss))
+    }
+
+    /// Synchronises the device, then reads the clock.
+    fn clock(&self) -> Result<Instant, EngineError> {
+        self.device
+            .sync()
+            .map_err(|e| backend(format!("device sync failed: {e:?}")))?;
+        Ok(Instant::now())
+    }
+
+    /// Synchronises the device, then returns the time since `start`.
+    fn elapsed(&self, start: Instant) -> Result<Seconds, EngineError> {
+        self.device
+            .sync()
+            .map_err(|e| backend(format!("device sync failed: {e:?}")))?;
+        Ok(start.elapsed().into())
+    }
+}
+
+impl Trainer for BurnTrainer {
+    fn train_step(&mut self, batch: &Batch) -> Result<StepStats, EngineError> {
+        check_batch(&self.spec, batch)?;
+        self.guarded(|t| t.step(batch))
+    }
+
+    fn evaluate(&mut self, batch: &Batch) -> Result<EvalStats, EngineError> {
+        check_batch(&self.spec, batch)?;
+        self.guarded(|t| t.eval(batch))
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.parameters
+    }
+
+    fn synchronize(&self) -> Result<(), EngineError> {
+        self.device
+            .sync()
+            .map_err(|e| backend(format!("device sync failed: {e:?}")))
+    }
+
+    fn profile_step(&mut self, batch: &Batch) -> Result<StepProfile, EngineError> {
+        check_batch(&self.spec, batch)?;
+        self.guarded(|t| t.profile(batch))
+    }
+}
+
+/// Checks that a batch fits the network before any tensor is made (Burn panics otherwise).
+pub(crate) fn check_batch(spec: &NetworkSpec, batch: &Batch) -> Result<(), EngineError> {
+    if batch.size == 0 {
+        return Err(EngineError::Batch("the batch is empty".into()));
+    }
+    if batch.labels.len() != batch.size {
+        return Err(EngineError::Batch(format!(
+            "the batch says {} examples but holds {} labels",
+            batch.size,
+            batch.labels.len()
+        )));
+    }
+    let per_example = spec.input.len();
+    if batch.images.len() != batch.size * per_example {
+        return Err(EngineError::Batch(format!(
+            "{} examples of {}x{}x{} need {} pixel values, the batch holds {}",
+            batch.size,
+            spec.input.channels,
+            spec.input.height,
+            spec.input.width,
+            batch.size * per_example,
+            batch.images.len()
+        )));
+    }
+    if let Some(&label) = batch.labels.iter().find(|&&l| l as usize >= spec.classes) {
+        return Err(EngineError::Batch(format!(
+            "label {label} is out of range for {} classes",
+            spec.classes
+        )));
+    }
+    Ok(())
+}
+
+/// The scores of a batch, row-major `N × classes`, read back to the host.
+fn read(logits: Tensor<2>) -> Result<Vec<f32>, EngineError> {
+    let data = logits
+        .inner()
+        .try_into_data()
+        .map_err(|e| backend(format!("cannot read the scores back: {e:?}")))?;
+    data.try_to_vec::<f32>()
+        .map_err(|e| backend(format!("cannot read the scores back: {e:?}")))
+}
+
+/// Sum of per-example cross-entropy losses and the number of correct arg-max predictions.
+///
+/// A NaN or infinite score makes the loss NaN or infinite, so divergence shows.
+pub(crate) fn score(scores: &[f32], labels: &[u8], classes: usize) -> (f64, usize) {
+    let mut loss = 0.0f64;
+    let mut correct = 0;
+    for (row, &label) in scores.chunks_exact(classes).zip(labels) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = row.iter().map(|&s| (s as f64 - max).exp()).sum();
+        let log_z = max + sum.ln();
+        loss += log_z - row[label as usize] as f64;
+        // The first maximum wins ties, as argmax does in PyTorch.
+        let mut best = 0;
+        for (k, &s) in row.iter().enumerate() {
+            if s > row[best] {
+                best = k;
+            }
+        }
+        if best == label as usize && row.iter().all(|s| s.is_finite()) {
+            correct += 1;
+        }
+    }
+    (loss, correct)
+}
+
+fn backend(message: String) -> EngineError {
+    EngineError::Backend {
+        engine: "burn",
+        message,
+    }
+}
+
+fn broken() -> EngineError {
+    backend("the trainer failed earlier and lost its network; build a new one".into())
+}
+
+fn shape_bug() -> EngineError {
+    backend("internal error: a layer got an activation of the wrong rank".into())
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the backend panicked".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_counts_losses_and_hits() {
+        // two classes; row 0 predicts 1 (label 1), row 1 predicts 0 (label 1)
+        let scores = [0.0, 1.0, 2.0, 0.0];
+        let (loss, correct) = score(&scores, &[1, 1], 2);
+        assert_eq!(correct, 1);
+        let expected = (1.0f64 + (-1.0f64).exp()).ln() + (2.0 + (1.0 + (-2.0f64).exp()).ln());
+        assert!((loss - expected).abs() < 1e-9, "{loss} vs {expected}");
+    }
+
+    #[test]
+    fn non_finite_scores_give_non_finite_loss() {
+        let (loss, correct) = score(&[f32::NAN, 0.0], &[0], 2);
+        assert!(!loss.is_finite());
+        assert_eq!(correct, 0);
+    }
+}
