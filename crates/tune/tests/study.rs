@@ -182,7 +182,7 @@ fn median_pruner_stops_bad_trials_through_the_context() {
     .unwrap();
     // Trials 0..3 are good; later odd trials are bad from step 1. Each reports 5 steps.
     let objective = |_p: &Params, ctx: &mut TrialContext<'_>| {
-        let good = ctx.number() < 3 || ctx.number() % 2 == 0;
+        let good = ctx.number() < 3 || ctx.number().is_multiple_of(2);
         let mut steps_run = 0.0;
         for step in 1..=5u32 {
             steps_run += 1.0;

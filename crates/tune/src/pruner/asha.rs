@@ -160,7 +160,7 @@ mod tests {
         assert!(!p.should_prune(&obj, &t, &[]), "alone, a trial is the best");
         let other = trial(2, TrialState::Complete, &curve(&[1.0]));
         assert!(
-            p.should_prune(&obj, &t, &[other.clone()]),
+            p.should_prune(&obj, &t, std::slice::from_ref(&other)),
             "loss 5 loses to loss 1"
         );
         let good = trial(1, TrialState::Running, &curve(&[0.5]));

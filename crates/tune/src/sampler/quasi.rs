@@ -238,7 +238,7 @@ fn primes(n: usize) -> Vec<u64> {
         if out
             .iter()
             .take_while(|&&p| p * p <= candidate)
-            .all(|&p| candidate % p != 0)
+            .all(|&p| !candidate.is_multiple_of(p))
         {
             out.push(candidate);
         }

@@ -272,15 +272,13 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
             loop {
                 match stop_rx.recv_timeout(beat) {
                     Err(RecvTimeoutError::Timeout) => {
-                        if let Err(e) = storage.heartbeat(trial_id, worker, options.lease) {
-                            if matches!(
-                                e,
-                                TuneError::TrialState { .. } | TuneError::UnknownTrial(_)
-                            ) {
-                                lost_ref.store(true, Ordering::Relaxed);
-                                return;
-                            }
-                            // Transient storage trouble: try again at the next beat.
+                        // Transient storage trouble is retried at the next beat; a trial
+                        // that is no longer ours (reaped, finished) stops the heartbeat.
+                        if let Err(TuneError::TrialState { .. } | TuneError::UnknownTrial(_)) =
+                            storage.heartbeat(trial_id, worker, options.lease)
+                        {
+                            lost_ref.store(true, Ordering::Relaxed);
+                            return;
                         }
                     }
                     _ => return,
