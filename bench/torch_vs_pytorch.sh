@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of greenlab's libtorch engine against PyTorch on the identical network, in one
 # invocation: one epoch of SimpleCNN(2,3) and SimpleCNN(4,7) on real Fashion-MNIST, batch 512,
-# 2 threads (override with THREADS, BATCH, DEVICE=cuda:0, REPEAT=n, the best run of each counts).
+# 2 threads (override with THREADS, BATCH, DEVICE=cuda:0, REPEAT=n — the best run of each
+# counts —, LIMIT=n to train on the first n images only, for a quick ratio on a busy machine).
 # Installs PyTorch with all its dependencies into .venv (scripts/setup-libtorch.sh --full).
 # Goal from the training issue: torch engine ≥ 1.2× PyTorch.
 set -euo pipefail
@@ -10,6 +11,7 @@ THREADS="${THREADS:-2}"
 BATCH="${BATCH:-512}"
 DEVICE="${DEVICE:-cpu}"
 REPEAT="${REPEAT:-1}"
+LIMIT="${LIMIT:-0}"
 DATA_DIR="${DATA_DIR:-/usr/share/datasets/fashion-mnist}"
 
 # shellcheck source=/dev/null
@@ -37,10 +39,11 @@ for net in "2 3" "4 7"; do
     : >"$work/torch.txt"; : >"$work/pytorch.txt"
     for _ in $(seq "$REPEAT"); do
         "$bin" --conv "$1" --linear "$2" --batch "$BATCH" --threads "$THREADS" \
-            --device "$DEVICE" --data-dir "$DATA_DIR" --layers "$work/layers.txt" \
+            --device "$DEVICE" --data-dir "$DATA_DIR" --layers "$work/layers.txt" --limit "$LIMIT" \
             | tee -a "$work/torch.txt" >&2
         "$GREENLAB_TORCH_PYTHON" bench/pytorch_reference.py --layers "$work/layers.txt" \
             --batch "$BATCH" --threads "$THREADS" --device "$DEVICE" --data-dir "$DATA_DIR" \
+            --limit "$LIMIT" \
             --name "$name" | tee -a "$work/pytorch.txt" >&2
     done
     t="$(best "$work/torch.txt")"; p="$(best "$work/pytorch.txt")"

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p greenlab-torch --example throughput -- \
 //!     --conv 2 --linear 3 --batch 512 --threads 2 [--device cpu] [--layers FILE] [--data-dir DIR]
+//!     [--limit N]
 //! ```
 
 use std::fmt::Write as _;
@@ -25,6 +26,8 @@ struct Args {
     device: String,
     layers: Option<PathBuf>,
     data_dir: PathBuf,
+    /// Train on the first N examples only (0: all).
+    limit: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -36,6 +39,7 @@ fn parse() -> Result<Args, String> {
         device: "cpu".into(),
         layers: None,
         data_dir: DEFAULT_FASHION_MNIST_DIR.into(),
+        limit: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +57,7 @@ fn parse() -> Result<Args, String> {
             "--device" => args.device = value,
             "--layers" => args.layers = Some(value.into()),
             "--data-dir" => args.data_dir = value.into(),
+            "--limit" => args.limit = number()?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -89,7 +94,10 @@ fn layer_lines(spec: &NetworkSpec) -> String {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let split = load(DatasetKind::FashionMnist, &args.data_dir).map_err(|e| e.to_string())?;
+    let mut split = load(DatasetKind::FashionMnist, &args.data_dir).map_err(|e| e.to_string())?;
+    if args.limit > 0 {
+        split.train = split.train.truncated(args.limit);
+    }
     let input = InputShape {
         channels: split.train.channels,
         height: split.train.height,
