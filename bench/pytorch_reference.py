@@ -68,7 +68,6 @@ def main():
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
-    ap.add_argument("--limit", type=int, default=0, help="first N training examples only")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)

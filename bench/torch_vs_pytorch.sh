@@ -28,8 +28,9 @@ bin="${CARGO_TARGET_DIR:-target}/$dir/examples/throughput"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-best() { # best images/s of the RESULT lines in a file
-    sed -n 's/.*images_per_s=\([0-9.]*\).*/\1/p' "$1" | sort -g | tail -1
+best() { # best images/s in a file of RESULT lines (ours) or JSON lines (PyTorch's)
+    sed -n -e 's/.*images_per_s=\([0-9.]*\).*/\1/p' \
+        -e 's/.*"images_per_second": \([0-9.e+-]*\).*/\1/p' "$1" | sort -g | tail -1
 }
 
 printf '%-16s %14s %14s %8s\n' network torch_img_s pytorch_img_s ratio
@@ -41,10 +42,12 @@ for net in "2 3" "4 7"; do
         "$bin" --conv "$1" --linear "$2" --batch "$BATCH" --threads "$THREADS" \
             --device "$DEVICE" --data-dir "$DATA_DIR" --layers "$work/layers.txt" --limit "$LIMIT" \
             | tee -a "$work/torch.txt" >&2
-        "$GREENLAB_TORCH_PYTHON" bench/pytorch_reference.py --layers "$work/layers.txt" \
-            --batch "$BATCH" --threads "$THREADS" --device "$DEVICE" --data-dir "$DATA_DIR" \
-            --limit "$LIMIT" \
-            --name "$name" | tee -a "$work/pytorch.txt" >&2
+        # bench/pytorch_reference.py (shared with the Burn benchmark) builds the same SimpleCNN
+        # from the same formula as crates/model and prints one JSON line.
+        limit=(); [[ "$LIMIT" != 0 ]] && limit=(--limit-train "$LIMIT")
+        "$GREENLAB_TORCH_PYTHON" bench/pytorch_reference.py --conv "$1" --linear "$2" \
+            --batch-size "$BATCH" --threads "$THREADS" --device "$DEVICE" \
+            --data-dir "$DATA_DIR" "${limit[@]}" | tee -a "$work/pytorch.txt" >&2
     done
     t="$(best "$work/torch.txt")"; p="$(best "$work/pytorch.txt")"
     awk -v n="$name" -v t="$t" -v p="$p" 'BEGIN { printf "%-16s %14.0f %14.0f %7.2fx\n", n, t, p, t / p }'
