@@ -55,6 +55,15 @@ pub struct Args {
     /// Run only one of the studies.
     #[arg(long, value_parser = ["rq1", "rq2"])]
     only: Option<String>,
+    /// Override the preset's repetitions (seeds) of every strategy and design cell.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    repetitions: Option<u64>,
+    /// Override the preset's trials per tuning study.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    trials: Option<u64>,
+    /// Override the preset's number of training images per run.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    limit_train: Option<u64>,
 }
 
 /// Sizes of one preset.
@@ -65,6 +74,7 @@ struct Preset {
     rq1_repetitions: usize,
     rq1_trials: u64,
     rq1_grid_levels: u64,
+    rq1_gp_startup: u64,
     rq1_epochs: usize,
     rq1_limit_train: Option<usize>,
     rq1_limit_test: Option<usize>,
@@ -93,6 +103,7 @@ impl Preset {
                 rq1_repetitions: 5,
                 rq1_trials: 30,
                 rq1_grid_levels: 3,
+                rq1_gp_startup: 10,
                 rq1_epochs: 5,
                 rq1_limit_train: None,
                 rq1_limit_test: None,
@@ -106,8 +117,9 @@ impl Preset {
                 name: "quick".into(),
                 rq1_networks: nets,
                 rq1_repetitions: 3,
-                rq1_trials: 8,
+                rq1_trials: 10,
                 rq1_grid_levels: 2,
+                rq1_gp_startup: 4,
                 rq1_epochs: 1,
                 rq1_limit_train: Some(4096),
                 rq1_limit_test: Some(2000),
@@ -140,7 +152,19 @@ fn storage_url(args: &Args) -> String {
 /// Runs `greenlab replicate`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let preset = Preset::named(&args.preset);
+    let mut preset = Preset::named(&args.preset);
+    if let Some(r) = args.repetitions {
+        preset.rq1_repetitions = r as usize;
+        preset.rq2_repetitions = r as usize;
+    }
+    if let Some(t) = args.trials {
+        preset.rq1_trials = t;
+        preset.rq1_gp_startup = preset.rq1_gp_startup.min(t.div_ceil(2));
+    }
+    if let Some(n) = args.limit_train {
+        preset.rq1_limit_train = Some(n as usize);
+        preset.rq2_limit_train = Some(n as usize);
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     write_atomically(
@@ -194,7 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut rq1 = Vec::new();
     if args.only.as_deref() != Some("rq2") {
-        let strategies = Strategy::paper(preset.rq1_grid_levels);
+        let strategies = Strategy::paper(preset.rq1_grid_levels, preset.rq1_gp_startup);
         for arch in &preset.rq1_networks {
             let objective = Arc::new(TrainObjective {
                 engine: engine.clone(),

@@ -35,11 +35,17 @@ pub struct Strategy {
 impl Strategy {
     /// The paper's three strategies: grid, random, and Bayesian optimisation with a Gaussian
     /// process and probability of improvement.
-    pub fn paper(grid_levels: u64) -> Vec<Strategy> {
+    ///
+    /// `gp_startup` trials are drawn quasi-randomly before the Gaussian process takes over.
+    pub fn paper(grid_levels: u64, gp_startup: u64) -> Vec<Strategy> {
         let mut grid = serde_json::Map::new();
         grid.insert("levels".into(), serde_json::json!(grid_levels));
         let mut gp = serde_json::Map::new();
-        gp.insert("acquisition".into(), serde_json::json!("pi"));
+        gp.insert("n_startup".into(), serde_json::json!(gp_startup));
+        gp.insert(
+            "acquisition".into(),
+            serde_json::json!({"kind": "probability_of_improvement", "xi": 0.01}),
+        );
         vec![
             Strategy {
                 label: "grid".into(),
