@@ -203,7 +203,7 @@ pub fn trials_csv(record: &StudyRecord, trials: &[Trial]) -> String {
                 .filter_map(|t| t.values.as_ref().map(Vec::len))
                 .max()
                 .unwrap_or(0);
-            (0..n).map(|i| format!("value_{i}")).collect()
+            (0..n).map(|i| i.to_string()).collect()
         }
     };
     let params: BTreeSet<&String> = trials.iter().flat_map(|t| t.params.keys()).collect();
