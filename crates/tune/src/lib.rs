@@ -8,8 +8,8 @@
 pub mod compare;
 pub mod config;
 pub mod error;
-pub mod memory;
 pub mod linalg;
+pub mod memory;
 pub mod pruner;
 pub mod sampler;
 pub mod space;
