@@ -86,7 +86,8 @@ _greenlab_setup_libtorch() {
         if [[ $have_cuda_rt == 1 ]]; then
             echo "setup-libtorch: CUDA runtime and CUPTI libraries already installed"
         else
-            echo "setup-libtorch: installing cuda-toolkit[cudart,cupti]==$cuda_pin (libcudart, libcupti: about 50 MB)"
+            echo "setup-libtorch: installing cuda-toolkit[cudart,cupti]==$cuda_pin (libcudart, libcupti: about 50 MB);"
+            echo "setup-libtorch: pip then warns that torch's other requirements are missing: expected here"
             "${pip[@]}" "cuda-toolkit[cudart,cupti]==$cuda_pin" || {
                 echo "setup-libtorch: pip failed; check the network access to PyPI and the free disk space" >&2
                 return 1
