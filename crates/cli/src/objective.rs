@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use anyhow::{Context, bail};
-use greenlab_data::Split;
+use greenlab_data::{DEFAULT_FASHION_MNIST_DIR, DatasetKind, Split};
 use greenlab_engine::Engine;
-use greenlab_meter::Tracker;
+use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
 use greenlab_model::Architecture;
 use greenlab_train::{Control, TrainConfig, train};
 use greenlab_tune::study::{ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext};
 use greenlab_tune::{ParamValue, Params, TrialEnergy};
+use serde::Deserialize;
 
 /// Trains a network per trial. Parameters named like training settings override the base
 /// configuration: `lr`, `beta1`, `beta2`, `eps` (or `epsilon`), `weight_decay`, `conv`,
@@ -29,7 +32,153 @@ pub struct TrainObjective {
     pub tracker: Arc<Tracker>,
 }
 
+/// The base training run, as written in `[training]` of a factorial design or in
+/// `[objective] options` of a tuning study with `kind = "train"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSettings {
+    /// `simple-cnn`, `dense-poly` or `dense-linear`.
+    pub model: String,
+    /// Conv blocks (SimpleCNN).
+    pub conv: usize,
+    /// Linear layers including the classifier.
+    pub linear: usize,
+    /// ReLU after each conv block (SimpleCNN).
+    pub relu: bool,
+    /// `fashion-mnist`, `mnist` or `cifar10`.
+    pub dataset: String,
+    /// Folder with the dataset's files.
+    pub data_dir: PathBuf,
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam's learning rate (before the trial's parameters).
+    pub lr: f64,
+    /// Training images per run (a seeded subset); all when absent.
+    pub limit_train: Option<usize>,
+    /// Test images per evaluation; all when absent.
+    pub limit_test: Option<usize>,
+    /// Seed of weights, order and subsets.
+    pub seed: u64,
+    /// Engine (`burn`, `torch`); for tuning studies only (other commands take `--engine`).
+    pub engine: String,
+    /// Device (`cpu`, `cuda:0`); for tuning studies only.
+    pub device: String,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            model: "simple-cnn".into(),
+            conv: 2,
+            linear: 3,
+            relu: true,
+            dataset: "fashion-mnist".into(),
+            data_dir: DEFAULT_FASHION_MNIST_DIR.into(),
+            epochs: 1,
+            batch_size: 512,
+            lr: 1e-3,
+            limit_train: Some(4096),
+            limit_test: Some(2000),
+            seed: 1,
+            engine: "burn".into(),
+            device: "cpu".into(),
+        }
+    }
+}
+
+impl TrainSettings {
+    /// The network these settings name.
+    pub fn architecture(&self) -> anyhow::Result<Architecture> {
+        Ok(match self.model.as_str() {
+            "simple-cnn" => Architecture::SimpleCnn {
+                conv: self.conv,
+                linear: self.linear,
+                relu: self.relu,
+            },
+            "dense-poly" => Architecture::DensePoly {
+                linear: self.linear,
+            },
+            "dense-linear" => Architecture::DenseLinear {
+                linear: self.linear,
+            },
+            other => bail!("unknown model {other:?}; known: simple-cnn, dense-poly, dense-linear"),
+        })
+    }
+
+    /// The training configuration these settings describe.
+    pub fn to_config(&self) -> anyhow::Result<TrainConfig> {
+        let mut c = TrainConfig {
+            architecture: self.architecture()?,
+            dataset: self.dataset.parse::<DatasetKind>()?,
+            data_dir: self.data_dir.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            limit_train: self.limit_train,
+            limit_test: self.limit_test,
+            seed: self.seed,
+            ..TrainConfig::default()
+        };
+        c.adam.lr = self.lr;
+        c.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(c)
+    }
+}
+
 impl TrainObjective {
+    /// Loads the dataset, builds the engine and the energy tracker for `base`.
+    pub fn load(
+        base: TrainConfig,
+        engine: &str,
+        device: &str,
+        threads: Option<usize>,
+        meter: MeterChoice,
+    ) -> anyhow::Result<TrainObjective> {
+        let split = greenlab_data::load(base.dataset, &base.data_dir).with_context(|| {
+            format!("loading {} from {}", base.dataset, base.data_dir.display())
+        })?;
+        let engine: Arc<dyn Engine> =
+            Arc::from(crate::engines::make_engine(engine, device, threads)?);
+        let mut tracker =
+            Tracker::new(meter, &MeterOptions::default()).context("setting up the energy meter")?;
+        if let Some(sync) = engine.sync_hook() {
+            tracker.set_sync(sync);
+        }
+        Ok(TrainObjective {
+            engine,
+            split: Arc::new(split),
+            base,
+            tracker: Arc::new(tracker),
+        })
+    }
+
+    /// Builds the objective of a tuning study with `kind = "train"` from its `[objective]
+    /// options`, measuring with `tracker`.
+    pub fn from_options(
+        options: &serde_json::Map<String, serde_json::Value>,
+        tracker: Arc<Tracker>,
+    ) -> anyhow::Result<TrainObjective> {
+        let settings: TrainSettings =
+            serde_json::from_value(serde_json::Value::Object(options.clone()))
+                .context("invalid [objective] options for kind = \"train\"")?;
+        let base = settings.to_config()?;
+        let split = greenlab_data::load(base.dataset, &base.data_dir).with_context(|| {
+            format!("loading {} from {}", base.dataset, base.data_dir.display())
+        })?;
+        let engine: Arc<dyn Engine> = Arc::from(crate::engines::make_engine(
+            &settings.engine,
+            &settings.device,
+            None,
+        )?);
+        Ok(TrainObjective {
+            engine,
+            split: Arc::new(split),
+            base,
+            tracker,
+        })
+    }
+
     /// The training configuration for a trial's parameters.
     pub fn config_for(&self, params: &Params) -> anyhow::Result<TrainConfig> {
         apply_params(&self.base, params)

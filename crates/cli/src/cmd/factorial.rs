@@ -5,20 +5,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use greenlab_data::{DEFAULT_FASHION_MNIST_DIR, DatasetKind};
-use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
-use greenlab_model::Architecture;
+use greenlab_meter::MeterChoice;
 use greenlab_report::{Report, write_atomically};
-use greenlab_train::TrainConfig;
 use greenlab_tune::ParamValue;
 use serde::Deserialize;
 
 use crate::experiment::analysis::{analyse, sections};
 use crate::experiment::factorial::{self, Design};
-use crate::objective::TrainObjective;
+use crate::objective::{TrainObjective, TrainSettings};
 
 /// Arguments of `greenlab factorial`.
 #[derive(clap::Args, Debug)]
@@ -54,41 +50,6 @@ pub struct Args {
     json: bool,
 }
 
-/// `[training]` of a design file: the base training run every cell modifies.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct Training {
-    model: String,
-    conv: usize,
-    linear: usize,
-    relu: bool,
-    dataset: String,
-    data_dir: PathBuf,
-    epochs: usize,
-    batch_size: usize,
-    lr: f64,
-    limit_train: Option<usize>,
-    limit_test: Option<usize>,
-}
-
-impl Default for Training {
-    fn default() -> Self {
-        Training {
-            model: "simple-cnn".into(),
-            conv: 2,
-            linear: 3,
-            relu: true,
-            dataset: "fashion-mnist".into(),
-            data_dir: DEFAULT_FASHION_MNIST_DIR.into(),
-            epochs: 1,
-            batch_size: 512,
-            lr: 1e-3,
-            limit_train: Some(4096),
-            limit_test: Some(2000),
-        }
-    }
-}
-
 /// A design file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,7 +61,7 @@ struct DesignFile {
     seed: u64,
     factors: BTreeMap<String, Vec<ParamValue>>,
     #[serde(default)]
-    training: Training,
+    training: TrainSettings,
 }
 
 fn three() -> usize {
@@ -110,20 +71,7 @@ fn one() -> u64 {
     1
 }
 
-fn architecture(t: &Training) -> anyhow::Result<Architecture> {
-    Ok(match t.model.as_str() {
-        "simple-cnn" => Architecture::SimpleCnn {
-            conv: t.conv,
-            linear: t.linear,
-            relu: t.relu,
-        },
-        "dense-poly" => Architecture::DensePoly { linear: t.linear },
-        "dense-linear" => Architecture::DenseLinear { linear: t.linear },
-        other => bail!("unknown model {other:?}; known: simple-cnn, dense-poly, dense-linear"),
-    })
-}
-
-fn load_design(args: &Args) -> anyhow::Result<(Design, Training)> {
+fn load_design(args: &Args) -> anyhow::Result<(Design, TrainSettings)> {
     match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -162,12 +110,12 @@ fn load_design(args: &Args) -> anyhow::Result<(Design, Training)> {
         }
         None => {
             let paper = args.preset == "paper";
-            let training = Training {
+            let training = TrainSettings {
                 epochs: if paper { 25 } else { 1 },
                 limit_train: (!paper).then_some(4096),
                 limit_test: (!paper).then_some(2000),
                 batch_size: if paper { 512 } else { 128 },
-                ..Training::default()
+                ..TrainSettings::default()
             };
             Ok((
                 Design::paper(
@@ -185,40 +133,13 @@ fn load_design(args: &Args) -> anyhow::Result<(Design, Training)> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (design, training) = load_design(&args)?;
     design.validate()?;
-    let arch = architecture(&training)?;
-    let dataset: DatasetKind = training.dataset.parse()?;
+    let arch = training.architecture()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let split = Arc::new(greenlab_data::load(dataset, &training.data_dir)?);
-    let engine: Arc<dyn greenlab_engine::Engine> = Arc::from(crate::engines::make_engine(
-        &args.engine,
-        &args.device,
-        args.threads,
-    )?);
     let choice: MeterChoice = args.meter.parse().context("--meter")?;
-    let mut tracker =
-        Tracker::new(choice, &MeterOptions::default()).context("setting up the energy meter")?;
-    if let Some(sync) = engine.sync_hook() {
-        tracker.set_sync(sync);
-    }
-    let mut base = TrainConfig {
-        architecture: arch,
-        dataset,
-        data_dir: training.data_dir.clone(),
-        epochs: training.epochs,
-        batch_size: training.batch_size,
-        limit_train: training.limit_train,
-        limit_test: training.limit_test,
-        ..TrainConfig::default()
-    };
-    base.adam.lr = training.lr;
+    let mut base = training.to_config()?;
     base.seed = design.seed;
-    let objective = TrainObjective {
-        engine,
-        split,
-        base,
-        tracker: Arc::new(tracker),
-    };
+    let objective = TrainObjective::load(base, &args.engine, &args.device, args.threads, choice)?;
     let url = args
         .storage
         .clone()

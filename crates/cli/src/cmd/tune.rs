@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
 use greenlab_tune::config::{ObjectiveKind, StudyConfig, parse_duration, parse_energy};
 use greenlab_tune::study::{
@@ -70,20 +70,18 @@ pub struct Args {
 pub type TrainObjectiveFactory =
     dyn Fn(&StudyConfig, Arc<Tracker>) -> anyhow::Result<Arc<dyn ObjectiveFunction>>;
 
-/// The built-in training objective.
-///
-/// LEAD: wire `greenlab train` here (or call [`run_with`] with your own factory): read the
-/// network/dataset/epochs from `config.objective.options`, train with the parameters, report
-/// test accuracy per epoch through `TrialContext::report` (value, cumulative energy), and
-/// return `ObjectiveOutput { metrics: {"accuracy": ...}, energy: Some(...), diverged }`.
+/// The built-in training objective: `[objective] options` are the training settings
+/// (model, conv, linear, relu, dataset, data_dir, epochs, batch_size, lr, limit_train,
+/// limit_test, seed, engine, device); each trial's parameters override them and test accuracy
+/// is reported after every epoch, so pruners can stop bad trials early.
 pub fn train_objective(
-    _config: &StudyConfig,
-    _tracker: Arc<Tracker>,
+    config: &StudyConfig,
+    tracker: Arc<Tracker>,
 ) -> anyhow::Result<Arc<dyn ObjectiveFunction>> {
-    bail!(
-        "the built-in training objective (kind = \"train\") is not wired into this build; use \
-         kind = \"command\" with a training script"
-    )
+    Ok(Arc::new(crate::objective::TrainObjective::from_options(
+        &config.objective.options,
+        tracker,
+    )?))
 }
 
 /// Runs `greenlab tune`.
