@@ -352,6 +352,32 @@ mod tests {
     }
 
     #[test]
+    fn the_example_study_uses_valid_training_settings() {
+        let config = greenlab_tune::config::StudyConfig::from_toml(include_str!(
+            "../../../examples/study.toml"
+        ))
+        .unwrap();
+        let settings: TrainSettings =
+            serde_json::from_value(serde_json::Value::Object(config.objective.options.clone()))
+                .unwrap();
+        let c = settings.to_config().unwrap();
+        assert_eq!(
+            c.architecture,
+            Architecture::SimpleCnn {
+                conv: 2,
+                linear: 3,
+                relu: true
+            }
+        );
+        assert_eq!((c.epochs, c.limit_train), (2, Some(8192)));
+        let bad = serde_json::json!({ "modle": "simple-cnn" });
+        assert!(
+            serde_json::from_value::<TrainSettings>(bad).is_err(),
+            "typos in settings are errors"
+        );
+    }
+
+    #[test]
     fn unknown_or_misplaced_parameters_are_errors() {
         let base = TrainConfig::default();
         let mut p = Params::new();

@@ -247,3 +247,24 @@ fn fmt_params(p: &greenlab_tune::Params) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_design_parses_to_the_paper_factors() {
+        let file: DesignFile =
+            toml::from_str(include_str!("../../../../examples/factorial.toml")).unwrap();
+        assert_eq!(file.factors.len(), 3);
+        assert_eq!(
+            file.factors["conv"],
+            vec![ParamValue::Int(1), ParamValue::Int(4)]
+        );
+        assert_eq!(
+            file.factors["relu"],
+            vec![ParamValue::Bool(true), ParamValue::Bool(false)]
+        );
+        assert_eq!(file.training.to_config().unwrap().limit_train, Some(4096));
+    }
+}
