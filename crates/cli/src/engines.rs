@@ -37,19 +37,28 @@ pub fn make_engine(
         "torch" => Ok(Box::new(
             greenlab_torch::TorchEngine::new(device).context("cannot start the torch engine")?,
         )),
-        "burn" | "torch" => bail!(
-            "this greenlab was built without the {name} engine; rebuild with `cargo build --release --features {name}`{}",
-            if name == "torch" {
-                " after scripts/setup-libtorch.sh"
-            } else {
-                ""
-            }
-        ),
+        #[cfg(not(feature = "burn"))]
+        "burn" => bail!(missing("burn")),
+        #[cfg(not(feature = "torch"))]
+        "torch" => bail!(missing("torch")),
         other => bail!(
             "unknown engine {other:?}; this build has: {}",
             available_engines().join(", ")
         ),
     }
+}
+
+/// The message for an engine this binary was built without.
+#[allow(dead_code)] // unused when every engine is compiled in
+fn missing(name: &str) -> String {
+    format!(
+        "this greenlab was built without the {name} engine; rebuild with `cargo build --release --features {name}`{}",
+        if name == "torch" {
+            " after scripts/setup-libtorch.sh"
+        } else {
+            ""
+        }
+    )
 }
 
 /// The energy tracker for `--meter` (`auto`, `rapl`, `perf`, `nvml`, `estimate`) and an
