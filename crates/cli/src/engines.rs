@@ -35,7 +35,8 @@ pub fn make_engine(
         )),
         #[cfg(feature = "torch")]
         "torch" => Ok(Box::new(
-            greenlab_torch::TorchEngine::new(device).context("cannot start the torch engine")?,
+            greenlab_torch::TorchEngine::with_threads(device, threads.unwrap_or(0))
+                .context("cannot start the torch engine")?,
         )),
         #[cfg(not(feature = "burn"))]
         "burn" => bail!(missing("burn")),
