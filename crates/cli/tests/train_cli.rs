@@ -2,66 +2,12 @@
 //! on corrupt input, and on the real Fashion-MNIST for the quality bar.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn greenlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_greenlab"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+mod common;
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Writes an IDX file of unsigned bytes with the given dimensions.
-fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// A tiny Fashion-MNIST-shaped set: 28×28 images, 10 classes; class k lights rows 2k..2k+2 on
-/// top of a little seeded noise, so a small network learns it in a couple of epochs.
-fn tiny_dataset(dir: &Path, train: usize, test: usize) {
-    let mut state = 12345u64;
-    let mut noise = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) % 60) as u8
-    };
-    for (prefix, n) in [("train", train), ("t10k", test)] {
-        let mut images = Vec::with_capacity(n * 784);
-        let mut labels = Vec::with_capacity(n);
-        for i in 0..n {
-            let label = (i * 7 % 10) as u8;
-            labels.push(label);
-            for r in 0..28 {
-                for _ in 0..28 {
-                    let lit = r / 2 == label as usize + 2;
-                    images.push(if lit { 200 + noise() / 2 } else { noise() });
-                }
-            }
-        }
-        write_idx(
-            &dir.join(format!("{prefix}-images-idx3-ubyte")),
-            &[n as u32, 28, 28],
-            &images,
-        );
-        write_idx(
-            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
-            &[n as u32],
-            &labels,
-        );
-    }
-}
+use common::{greenlab, stderr, tiny_dataset};
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
