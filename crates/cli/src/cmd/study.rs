@@ -144,16 +144,7 @@ fn show(storage: &dyn Storage, name: &str) -> anyhow::Result<ExitCode> {
         "trial", "state", "values", "energy (J)", "source"
     );
     for t in &trials {
-        let values = t
-            .values
-            .as_ref()
-            .map(|v| {
-                v.iter()
-                    .map(|x| format!("{x:.4}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_else(|| "-".into());
+        let values = format_values(t.values.as_deref());
         let (energy, source) = t
             .energy
             .as_ref()
@@ -313,6 +304,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         anyhow::anyhow!("cannot write {}: {e}", path.display())
     })
+}
+
+/// Objective values for a table cell: `0.8123, 41.0000`, or `-` when there are none.
+pub(crate) fn format_values(values: Option<&[f64]>) -> String {
+    values.map_or_else(
+        || "-".into(),
+        |v| {
+            v.iter()
+                .map(|x| format!("{x:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    )
 }
 
 #[cfg(test)]

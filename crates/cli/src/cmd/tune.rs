@@ -213,16 +213,7 @@ struct Progress;
 
 impl Observer for Progress {
     fn trial_finished(&self, trial: &Trial, outcome: &TrialOutcome) {
-        let values = outcome
-            .values
-            .as_ref()
-            .map(|v| {
-                v.iter()
-                    .map(|x| format!("{x:.4}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_else(|| "-".into());
+        let values = crate::cmd::study::format_values(outcome.values.as_deref());
         let energy = outcome
             .energy
             .as_ref()
