@@ -152,6 +152,21 @@ impl Net {
         Net { blocks }
     }
 
+    /// The number of trainable parameters, as PyTorch's `parameters()` counts them.
+    ///
+    /// Burn's `num_params` also visits batch-norm running statistics (they are module state
+    /// there), which are buffers in PyTorch and in the spec's count; only scale and shift of a
+    /// batch-norm layer are trained, so those are the ones counted here.
+    pub(crate) fn trainable_params(&self) -> usize {
+        self.blocks
+            .iter()
+            .map(|b| match b {
+                Block::Norm(bn) => bn.gamma.num_params() + bn.beta.num_params(),
+                other => other.num_params(),
+            })
+            .sum()
+    }
+
     /// The class scores for a batch of images.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Option<Tensor<2>> {
         let mut act = Act::Map(x);

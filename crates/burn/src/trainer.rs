@@ -58,7 +58,7 @@ impl BurnTrainer {
                 .with_epsilon(adam.eps as f32)
                 .with_weight_decay(weight_decay)
                 .init();
-            let parameters = model.num_params();
+            let parameters = model.trainable_params();
             (model, optim, parameters)
         };
         let built = match &pool {
