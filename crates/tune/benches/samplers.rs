@@ -1,7 +1,8 @@
 //! Sampler benchmark: solution quality and suggestion time on standard test functions.
 //!
 //! For each function (Branin, Hartmann6, Rosenbrock-4, Ackley-5; all minimised) and sampler
-//! (random, scrambled Sobol, TPE multivariate and independent, GP with EI and with PI), runs
+//! (random, scrambled Sobol, TPE multivariate and independent, GP with EI and with PI; also
+//! `tpe-optuna`, `tpe-64`, `gp-ucb` on request), runs
 //! `--seeds` studies (default 10) of 100 sequential trials and prints the median best value after
 //! 20, 50 and 100 trials, and the median time of one suggestion from a 100-trial history. The
 //! Hartmann6 rows are compared with anchors measured with Optuna 5.0 on the project machine
@@ -17,7 +18,7 @@ use std::time::Instant;
 use greenlab_tune::sampler::gp::{Acquisition, GpOptions, GpSampler};
 use greenlab_tune::sampler::quasi::SobolSampler;
 use greenlab_tune::sampler::random::RandomSampler;
-use greenlab_tune::sampler::tpe::{TpeOptions, TpeSampler};
+use greenlab_tune::sampler::tpe::{Bandwidth, TpeOptions, TpeSampler};
 use greenlab_tune::{
     Direction, Distribution, Objective, Params, SampleContext, Sampler, SearchSpace, Trial,
     TrialState,
@@ -168,6 +169,15 @@ fn make(name: &str, seed: u64) -> Box<dyn Sampler> {
             seed,
             TpeOptions {
                 n_ei_candidates: 64,
+                ..TpeOptions::default()
+            },
+        )),
+        // Optuna's multivariate TPE rules (fixed bandwidths, γ = 0.1), for comparison.
+        "tpe-optuna" => Box::new(TpeSampler::new(
+            seed,
+            TpeOptions {
+                bandwidth: Bandwidth::Optuna,
+                gamma: 0.1,
                 ..TpeOptions::default()
             },
         )),

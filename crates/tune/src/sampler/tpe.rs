@@ -5,13 +5,21 @@
 //! `⌈γ n⌉` (at most `gamma_max`) and the rest; each group becomes a Parzen estimator in the unit
 //! cube (a mixture of Gaussians truncated to `[0, 1]`, one per trial, plus a broad prior
 //! component of weight `prior_weight`; categorical dimensions use per-trial categorical
-//! distributions smoothed by the prior). `n_ei_candidates` points are drawn from the good
-//! group's estimator `l` and the one maximising `l(x)/g(x)` is suggested. With
-//! `multivariate` (the default) one estimator spans all dimensions, which captures interactions;
-//! otherwise each parameter is chosen independently, as in Optuna's default. Trial weights,
-//! bandwidths (Scott's rule for multivariate, neighbour gaps for independent), the "magic clip"
-//! and the γ rule follow Optuna's. Running trials join the bad group (constant liar) so that
-//! parallel workers spread out.
+//! distributions smoothed by the prior, as Optuna's). `n_ei_candidates` points are drawn from
+//! the good group's estimator `l` and the one maximising `l(x)/g(x)` is suggested. With
+//! `multivariate` (the default) one estimator spans all dimensions, which captures
+//! interactions; otherwise each parameter is chosen independently, as in Optuna's default.
+//! Trial weights (a ramp for trials older than the newest 25), the "magic clip" lower bound on
+//! bandwidths, neighbour-gap bandwidths in independent mode and the prior follow Optuna's.
+//!
+//! Two defaults differ from Optuna, both chosen on the sampler benchmark
+//! (`benches/samplers.rs`): multivariate bandwidths follow Scott's rule on the points' observed
+//! spread rather than a fixed fraction of the range (see [`Bandwidth`]), and γ is 0.15 rather
+//! than 0.1. Together they moved the median best value after 100 trials (50 seeds) on Hartmann6
+//! from −2.97 to −3.16, on Branin from 0.463 to 0.404, on Rosenbrock-4 from 5.95 to 3.06 and on
+//! Ackley-5 from 9.40 to 5.91. `bandwidth = "optuna"` and `gamma = 0.1` restore Optuna's rules.
+//!
+//! Running trials join the bad group (constant liar) so that parallel workers spread out.
 //!
 //! ```
 //! use greenlab_tune::sampler::tpe::{TpeOptions, TpeSampler};
@@ -29,6 +37,9 @@ use crate::space::Params;
 
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
+/// `0.2 √12`: Scott-rule bandwidths equal Optuna's `0.2` of the range for evenly spread points.
+const SCOTT_FACTOR: f64 = 0.692_820_323_027_550_9;
+
 /// Settings of [`TpeSampler`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -41,7 +52,7 @@ pub struct TpeOptions {
     pub prior_weight: f64,
     /// One joint estimator rather than one per parameter (default true).
     pub multivariate: bool,
-    /// Fraction of trials in the good group (default 0.1).
+    /// Fraction of trials in the good group (default 0.15; Optuna uses 0.1).
     pub gamma: f64,
     /// Largest good group (default 25).
     pub gamma_max: usize,
@@ -51,6 +62,26 @@ pub struct TpeOptions {
     pub objective: usize,
     /// Count running trials as bad (default true).
     pub constant_liar: bool,
+    /// How multivariate bandwidths are chosen (default `scott`; `optuna` for Optuna's rule).
+    pub bandwidth: Bandwidth,
+}
+
+/// Bandwidth rule of the multivariate estimators.
+///
+/// Both scale with `n^(−1/(d+4))` (Scott's rule for `n` points in `d` dimensions). `Optuna`
+/// multiplies that by a fixed `0.2` of each parameter's range; `Scott` multiplies it by
+/// `0.2 √12 ≈ 0.69` times the points' standard deviation along the parameter, which equals
+/// Optuna's width while the points are spread evenly (their standard deviation is then
+/// `1/√12`) and narrows as the good trials gather around an optimum. On the sampler benchmark
+/// it beats the fixed width on every benchmark function (see the [module documentation](self)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bandwidth {
+    /// Proportional to the observed spread of the points (default).
+    #[default]
+    Scott,
+    /// A fixed fraction of the range, as Optuna's `TPESampler(multivariate=True)`.
+    Optuna,
 }
 
 impl Default for TpeOptions {
@@ -60,11 +91,12 @@ impl Default for TpeOptions {
             n_ei_candidates: 24,
             prior_weight: 1.0,
             multivariate: true,
-            gamma: 0.1,
+            gamma: 0.15,
             gamma_max: 25,
             consider_magic_clip: true,
             objective: 0,
             constant_liar: true,
+            bandwidth: Bandwidth::Scott,
         }
     }
 }
@@ -250,10 +282,13 @@ impl Parzen {
                 for c in 0..k {
                     let row = &mut lp[c * m..(c + 1) * m];
                     if c < n {
+                        // Optuna's kernel: the prior weight spread over the k kernels, one
+                        // more unit on the observed choice.
                         let chosen = nearest(levels, points[c][j]);
-                        let denom = o.prior_weight + 1.0;
+                        let base = o.prior_weight / k as f64;
+                        let denom = base * m as f64 + 1.0;
                         for (i, v) in row.iter_mut().enumerate() {
-                            let p = o.prior_weight / m as f64 + if i == chosen { 1.0 } else { 0.0 };
+                            let p = base + if i == chosen { 1.0 } else { 0.0 };
                             *v = (p / denom).ln();
                         }
                     } else {
@@ -267,7 +302,16 @@ impl Parzen {
                 mu[c * d + j] = points[c][j];
             }
             if o.multivariate {
-                let s = 0.2 * (k as f64).powf(-1.0 / (d as f64 + 4.0));
+                let shrink = (n.max(1) as f64).powf(-1.0 / (d as f64 + 4.0));
+                let s = match o.bandwidth {
+                    Bandwidth::Scott if n >= 2 => {
+                        let mean = points.iter().map(|p| p[j]).sum::<f64>() / n as f64;
+                        let var = points.iter().map(|p| (p[j] - mean).powi(2)).sum::<f64>()
+                            / (n - 1) as f64;
+                        SCOTT_FACTOR * var.sqrt() * shrink
+                    }
+                    _ => 0.2 * shrink,
+                };
                 for c in 0..n {
                     sigma[c * d + j] = s;
                 }
@@ -619,6 +663,50 @@ mod tests {
         assert!((w[0] - 1.0 / 30.0).abs() < 1e-12);
         assert!(w.windows(2).all(|p| p[0] <= p[1]));
         assert_eq!(w[29], 1.0);
+    }
+
+    #[test]
+    fn scott_bandwidths_match_optuna_when_spread_and_narrow_when_clustered() {
+        let kinds = [DimKind::Continuous, DimKind::Continuous];
+        let sigma_of = |pts: &[Vec<f64>], bandwidth: Bandwidth| -> Vec<f64> {
+            let refs: Vec<&[f64]> = pts.iter().map(|p| p.as_slice()).collect();
+            let o = TpeOptions {
+                bandwidth,
+                consider_magic_clip: false,
+                ..TpeOptions::default()
+            };
+            let p = Parzen::new(&refs, &kinds, &o);
+            // First component's bandwidth per dimension.
+            (0..2).map(|j| 1.0 / p.inv_sigma[j]).collect()
+        };
+        // 200 evenly spread points: standard deviation ≈ 1/√12 in both dimensions.
+        let spread: Vec<Vec<f64>> = (0..200)
+            .map(|i| {
+                vec![
+                    (i as f64 + 0.5) / 200.0,
+                    ((i * 7 % 200) as f64 + 0.5) / 200.0,
+                ]
+            })
+            .collect();
+        let optuna = sigma_of(&spread, Bandwidth::Optuna);
+        let scott = sigma_of(&spread, Bandwidth::Scott);
+        // Optuna: 0.2 · 200^(−1/6).
+        let expected = 0.2 * 200f64.powf(-1.0 / 6.0);
+        for j in 0..2 {
+            assert!((optuna[j] - expected).abs() < 1e-12, "{optuna:?}");
+            assert!(
+                (scott[j] / optuna[j] - 1.0).abs() < 0.01,
+                "{scott:?} vs {optuna:?}"
+            );
+        }
+        // Points gathered in [0.25, 0.35] along x0 only: x0 narrows tenfold, x1 keeps
+        // its spread.
+        let clustered: Vec<Vec<f64>> = (0..200)
+            .map(|i| vec![0.25 + (i as f64 + 0.5) / 2000.0, spread[i][1]])
+            .collect();
+        let scott = sigma_of(&clustered, Bandwidth::Scott);
+        assert!((scott[0] / expected - 0.1).abs() < 0.002, "{scott:?}");
+        assert!((scott[1] / expected - 1.0).abs() < 0.01, "{scott:?}");
     }
 
     #[test]
