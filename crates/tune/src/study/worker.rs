@@ -191,6 +191,9 @@ fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneErro
     let storage = study.storage.as_ref();
     let id = study.record.id;
     let options = shared.options;
+    // Workers of one process share the machine's counters: as lanes, concurrent trials split
+    // the energy instead of each claiming all of it.
+    let _lane = options.tracker.as_ref().map(|t| t.lane());
     let mut run = 0u64;
     loop {
         if options.cancel.load(Ordering::Relaxed) {
@@ -265,7 +268,7 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
     let params = trial.params.clone();
     let started = Instant::now();
 
-    let (result, ctx_trial, pruned, storage_error, measured) = std::thread::scope(|scope| {
+    let result = std::thread::scope(|scope| {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let lost_ref = &lost;
         scope.spawn(move || {
@@ -298,6 +301,8 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
             pruned: false,
             storage_error: None,
             lost: &lost,
+            cancel: &options.cancel,
+            interrupted: false,
         };
         let result = catch_unwind(AssertUnwindSafe(|| shared.objective.run(&params, &mut ctx)))
             .unwrap_or_else(|panic| {
@@ -315,10 +320,46 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
             _ => None,
         };
         drop(stop_tx);
-        (result, ctx.trial, ctx.pruned, ctx.storage_error, measured)
+        // Cancelled while it ran: whatever the objective returned, the trial did not finish.
+        let interrupted = ctx.interrupted || (result.is_err() && ctx.is_cancelled());
+        (
+            result,
+            ctx.trial,
+            ctx.pruned,
+            ctx.storage_error,
+            measured,
+            interrupted,
+        )
     });
+    let (result, ctx_trial, pruned, storage_error, measured, interrupted) = result;
 
-    let mut outcome = outcome_for(study, result, &ctx_trial, pruned, measured.as_ref());
+    let mut outcome = if interrupted {
+        let mut outcome = failed(match &result {
+            Err(e) => format!("interrupted before it finished ({e})"),
+            Ok(_) => "interrupted before it finished".to_string(),
+        });
+        outcome
+            .attrs
+            .insert("interrupted".into(), serde_json::json!(true));
+        outcome.energy = match &result {
+            Ok(o) => o.energy.clone(),
+            Err(_) => None,
+        }
+        .or_else(|| measured.as_ref().map(trial_energy));
+        outcome
+    } else {
+        outcome_for(study, result, &ctx_trial, pruned, measured.as_ref())
+    };
+    if let Some(m) = measured.as_ref().filter(|m| m.concurrency > 1) {
+        outcome.attrs.insert(
+            "energy_attribution".into(),
+            serde_json::json!(format!(
+                "shared equally with the trials running at the same time (up to {} at once): \
+                 machine-wide counters cannot tell them apart",
+                m.concurrency
+            )),
+        );
+    }
     outcome.attrs.insert(
         "duration_s".into(),
         serde_json::json!(started.elapsed().as_secs_f64()),
