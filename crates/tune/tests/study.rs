@@ -396,6 +396,16 @@ fn cancelling_interrupts_the_running_trial_and_stops_the_run() {
     assert_eq!(t.attrs["interrupted"], serde_json::json!(true));
     assert!(t.attrs["error"].as_str().unwrap().contains("interrupted"));
     assert_eq!(t.energy.as_ref().unwrap().total, Joules(3.0), "energy kept");
+
+    // Resuming runs the interrupted point again and does not count it towards n_trials.
+    let summary = study
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
+    assert_eq!(summary.stop, StopReason::TrialLimit(10));
+    let trials = study.trials().unwrap();
+    assert_eq!(trials.len(), 11);
+    assert_eq!(trials[3].params, trials[2].params, "the interrupted point comes first");
+    assert!(trials[3..].iter().all(|t| t.state == TrialState::Complete));
 }
 
 /// Draws a constant 10 W from the moment it is built, as a machine-wide counter.

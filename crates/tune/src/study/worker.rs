@@ -149,6 +149,7 @@ pub(super) fn run(
     objective: Arc<dyn ObjectiveFunction>,
     options: &RunOptions,
 ) -> Result<RunSummary, TuneError> {
+    requeue_interrupted(study)?;
     let shared = Shared {
         study,
         objective: objective.as_ref(),
@@ -184,6 +185,26 @@ pub(super) fn run(
         stop: stop.unwrap_or(StopReason::Cancelled),
         elapsed: shared.started.elapsed(),
     })
+}
+
+/// Enqueues again the parameters of trials an earlier run was interrupted in, unless a trial
+/// with the same parameters is already waiting, running or finished.
+fn requeue_interrupted(study: &Study) -> Result<(), TuneError> {
+    let storage = study.storage.as_ref();
+    let trials = storage.trials(study.record.id)?;
+    let mut queued: Vec<&crate::space::Params> = trials
+        .iter()
+        .filter(|t| !super::was_interrupted(t) && t.state != TrialState::Failed)
+        .map(|t| &t.params)
+        .collect();
+    for t in trials.iter().filter(|t| super::was_interrupted(t)) {
+        if t.params.is_empty() || queued.contains(&&t.params) {
+            continue;
+        }
+        storage.enqueue_trial(study.record.id, &t.params)?;
+        queued.push(&t.params);
+    }
+    Ok(())
 }
 
 fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneError> {
