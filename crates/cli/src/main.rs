@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod engines;
 mod experiment;
+mod interrupt;
 mod objective;
 
 /// Energy as a first-class metric of deep-learning training.
@@ -66,9 +67,15 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
-        }
+        Err(err) => match err.downcast_ref::<interrupt::Interrupted>() {
+            Some(stopped) => {
+                eprintln!("{stopped}");
+                ExitCode::from(interrupt::EXIT_INTERRUPTED)
+            }
+            None => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

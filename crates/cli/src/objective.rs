@@ -12,7 +12,7 @@ use greenlab_data::{DEFAULT_FASHION_MNIST_DIR, DatasetKind, Split};
 use greenlab_engine::Engine;
 use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
 use greenlab_model::Architecture;
-use greenlab_train::{Control, TrainConfig, train};
+use greenlab_train::{Control, TrainConfig, train_interruptible};
 use greenlab_tune::study::{ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext};
 use greenlab_tune::{ParamValue, Params, TrialEnergy};
 use serde::Deserialize;
@@ -277,6 +277,7 @@ impl ObjectiveFunction for TrainObjective {
             .config_for(params)
             .map_err(|e| ObjectiveError::Failed(format!("{e:#}")))?;
         let mut cumulative = greenlab_meter::Joules(0.0);
+        let cancel = ctx.cancel_flag();
         let mut callback = |epoch: &greenlab_train::EpochReport| {
             cumulative += epoch.energy.total;
             if let Some(e) = &epoch.evaluation {
@@ -292,14 +293,20 @@ impl ObjectiveFunction for TrainObjective {
                 _ => Control::Continue,
             }
         };
-        let result = train(
+        let result = train_interruptible(
             self.engine.as_ref(),
             &self.split,
             &config,
             &self.tracker,
             &mut callback,
+            cancel,
         )
         .map_err(|e| ObjectiveError::Failed(e.to_string()))?;
+        if let greenlab_train::RunStatus::Interrupted { epoch, step } = result.status {
+            return Err(ObjectiveError::Failed(format!(
+                "training interrupted at epoch {epoch}, step {step}"
+            )));
+        }
         let mut metrics = BTreeMap::new();
         if let Some(acc) = result.final_test_accuracy {
             metrics.insert("accuracy".to_string(), acc);

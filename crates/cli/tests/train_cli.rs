@@ -274,3 +274,65 @@ fn real_fashion_mnist_reaches_the_quality_bar() {
     assert!(acc >= 0.80, "test accuracy {acc} after one epoch");
     assert_eq!(result["test_examples"], 10_000);
 }
+
+#[test]
+fn ctrl_c_stops_training_and_keeps_what_it_did() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    tiny_dataset(&data, 64, 16);
+    let run = tmp.path().join("run");
+    // Far more epochs than the test waits for: only the interrupt ends it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_greenlab"))
+        .args([
+            "train",
+            "--model",
+            "dense-poly",
+            "--linear",
+            "2",
+            "--epochs",
+            "100000",
+            "--batch-size",
+            "16",
+            "--meter",
+            "estimate",
+            "--threads",
+            "1",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "ended early: {seen}");
+        seen.push_str(&line);
+        if line.starts_with("training ") {
+            break; // the handler is installed and training starts now
+        }
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    let written = read_json(&run.join("result.json"));
+    assert_eq!(written["status"]["status"], "interrupted", "{written}");
+    let epochs = written["epochs"].as_array().unwrap();
+    assert!(!epochs.is_empty() && epochs.len() < 100000);
+    assert!(written["total_energy"].as_f64().unwrap() > 0.0);
+}

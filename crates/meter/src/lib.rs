@@ -46,6 +46,6 @@ pub use nvml::NvmlMeter;
 pub use perf::PerfMeter;
 pub use powercap::{PowercapMeter, PowercapOptions};
 pub use tracker::{
-    DomainEnergy, Measurement, MeterChoice, MeterOptions, Sample, Tracker, WindowId,
+    DomainEnergy, LaneGuard, Measurement, MeterChoice, MeterOptions, Sample, Tracker, WindowId,
 };
 pub use units::{GramsCo2e, Joules, Seconds, Source, Watts};

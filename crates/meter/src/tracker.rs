@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -174,8 +174,21 @@ pub struct Measurement {
     /// Highest total power over the sampling intervals inside the window; `None` when the
     /// window held fewer than two intervals (then it would only repeat the average).
     pub peak_power: Option<Watts>,
-    /// Anything that weakens the figures (short window, missed wrap risk, sampler errors).
+    /// Anything that weakens the figures (short window, missed wrap risk, sampler errors,
+    /// energy shared with concurrent work).
     pub warnings: Vec<String>,
+    /// The most threads that had windows open at the same time while this window was open
+    /// (this window's thread included), counting only threads registered as lanes
+    /// ([`Tracker::lane`]). 1: the window's energy is the counters' difference. Above 1: the
+    /// counters are machine-wide and cannot tell concurrent work apart, so the energy of every
+    /// interval was split equally among the lanes with open windows, and the figure is an
+    /// attribution, not a reading.
+    #[serde(default = "one")]
+    pub concurrency: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Measurement {
@@ -222,6 +235,12 @@ struct Snapshot {
 struct Window {
     name: String,
     start: Snapshot,
+    /// The thread that opened the window, when that thread is a registered lane.
+    lane: Option<ThreadId>,
+    /// `Inner::shared` when the window opened.
+    shared_start: Vec<Joules>,
+    /// Most lanes open at once while this window was open.
+    concurrency: usize,
     peak: Option<Watts>,
     intervals: u64,
     flags_at_start: usize,
@@ -235,6 +254,52 @@ struct Inner {
     samples: Vec<Sample>,
     record_samples: bool,
     flags: Vec<String>,
+    /// Per domain, the energy since the start with every interval divided by the number of
+    /// threads that had windows open during it: a window's share is the difference of this
+    /// between its edges.
+    shared: Vec<Joules>,
+    /// Threads registered as lanes by [`Tracker::lane`], with their registration counts.
+    lane_threads: Vec<(ThreadId, usize)>,
+}
+
+impl Inner {
+    /// Lanes (registered threads) with at least one open window.
+    fn lanes(&self) -> usize {
+        let mut lanes: Vec<ThreadId> = Vec::new();
+        for lane in self.windows.values().filter_map(|w| w.lane) {
+            if !lanes.contains(&lane) {
+                lanes.push(lane);
+            }
+        }
+        lanes.len()
+    }
+
+    fn is_lane(&self, thread: ThreadId) -> bool {
+        self.lane_threads.iter().any(|(t, _)| *t == thread)
+    }
+}
+
+/// Keeps the current thread registered as a lane of a [`Tracker`]; see [`Tracker::lane`].
+#[must_use = "the thread is a lane only while the guard lives"]
+pub struct LaneGuard<'a> {
+    tracker: &'a Tracker,
+    thread: ThreadId,
+}
+
+impl Drop for LaneGuard<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.tracker.lock();
+        if let Some(i) = inner
+            .lane_threads
+            .iter()
+            .position(|(t, _)| *t == self.thread)
+        {
+            inner.lane_threads[i].1 -= 1;
+            if inner.lane_threads[i].1 == 0 {
+                inner.lane_threads.swap_remove(i);
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -364,6 +429,8 @@ impl Tracker {
                     samples: Vec::new(),
                     record_samples: options.record_samples,
                     flags: Vec::new(),
+                    shared: Vec::new(),
+                    lane_threads: Vec::new(),
                 }),
                 origin: Instant::now(),
                 stop: Mutex::new(false),
@@ -424,6 +491,29 @@ impl Tracker {
         self.sync = Some(sync);
     }
 
+    /// Registers the current thread as a *lane* while the guard lives: one of several threads
+    /// doing separate work at the same time (e.g. the workers of a tuning study), whose windows
+    /// must not each claim the whole machine's energy.
+    ///
+    /// The counters are machine-wide, so while windows of `k` lanes are open, each interval's
+    /// energy is split equally among those `k` lanes; a window opened on a lane reports its
+    /// share, which sums over lanes to the energy measured (nothing counted twice), and says so
+    /// in [`Measurement::concurrency`] and a warning. Windows opened on threads that are not
+    /// lanes (e.g. one enclosing the whole run) are unaffected: they report the counters'
+    /// difference. A thread that is the only active lane gets exactly that difference too.
+    pub fn lane(&self) -> LaneGuard<'_> {
+        let thread = std::thread::current().id();
+        let mut inner = self.lock();
+        match inner.lane_threads.iter_mut().find(|(t, _)| *t == thread) {
+            Some((_, n)) => *n += 1,
+            None => inner.lane_threads.push((thread, 1)),
+        }
+        LaneGuard {
+            tracker: self,
+            thread,
+        }
+    }
+
     /// Opens a window. Windows nest and may overlap; end each exactly once.
     pub fn begin(&self, name: &str) -> Result<WindowId, MeterError> {
         if let Some(sync) = &self.sync {
@@ -434,16 +524,26 @@ impl Tracker {
         let id = inner.next_id;
         inner.next_id += 1;
         let flags_at_start = inner.flags.len();
+        let shared_start = inner.shared.clone();
+        let thread = std::thread::current().id();
+        let lane = inner.is_lane(thread).then_some(thread);
         inner.windows.insert(
             id,
             Window {
                 name: name.to_owned(),
                 start,
+                lane,
+                shared_start,
+                concurrency: 1,
                 peak: None,
                 intervals: 0,
                 flags_at_start,
             },
         );
+        let lanes = inner.lanes();
+        for w in inner.windows.values_mut().filter(|w| w.lane.is_some()) {
+            w.concurrency = w.concurrency.max(lanes);
+        }
         Ok(WindowId(id))
     }
 
@@ -463,8 +563,9 @@ impl Tracker {
             .ok_or(MeterError::UnknownWindow(id.0))?;
         let end = end?;
         let flags = inner.flags[window.flags_at_start.min(inner.flags.len())..].to_vec();
+        let shared_end = inner.shared.clone();
         drop(inner);
-        Ok(self.measurement(window, &end, flags))
+        Ok(self.measurement(window, &end, &shared_end, flags))
     }
 
     /// Runs `f` inside a window named `name`.
@@ -557,6 +658,18 @@ impl Tracker {
             energy,
             updates,
         };
+        if inner.shared.len() != snap.energy.len() {
+            inner.shared = vec![Joules(0.0); snap.energy.len()];
+        }
+        let lanes = inner.lanes();
+        if lanes > 0
+            && let Some(last) = &inner.last
+        {
+            let last = last.energy.clone();
+            for (acc, (a, b)) in inner.shared.iter_mut().zip(snap.energy.iter().zip(&last)) {
+                *acc += Joules((*a - *b).0 / lanes as f64);
+            }
+        }
         if let Some(last) = &inner.last {
             let dt = snap.at.saturating_sub(last.at).as_secs_f64();
             if dt > 0.0 {
@@ -583,13 +696,33 @@ impl Tracker {
         Ok(snap)
     }
 
-    fn measurement(&self, w: Window, end: &Snapshot, flags: Vec<String>) -> Measurement {
+    fn measurement(
+        &self,
+        w: Window,
+        end: &Snapshot,
+        shared_end: &[Joules],
+        flags: Vec<String>,
+    ) -> Measurement {
         let duration = Seconds::from(end.at.saturating_sub(w.start.at));
         let mut domains = Vec::with_capacity(self.described.len());
         let mut warnings = flags;
+        let shared = w.lane.is_some() && w.concurrency > 1;
+        if shared {
+            warnings.push(format!(
+                "up to {} threads measured windows at the same time: the counters are \
+                 machine-wide, so each interval's energy was split equally among them \
+                 (an attribution, not a reading)",
+                w.concurrency
+            ));
+        }
         for (i, (domain, source)) in self.described.iter().enumerate() {
-            let energy = end.energy.get(i).copied().unwrap_or_default()
-                - w.start.energy.get(i).copied().unwrap_or_default();
+            let (to, from) = if shared {
+                (shared_end, w.shared_start.as_slice())
+            } else {
+                (end.energy.as_slice(), w.start.energy.as_slice())
+            };
+            let energy =
+                to.get(i).copied().unwrap_or_default() - from.get(i).copied().unwrap_or_default();
             let updates = end
                 .updates
                 .get(i)
@@ -628,6 +761,7 @@ impl Tracker {
             average_power: total.per(duration).unwrap_or_default(),
             peak_power: if w.intervals >= 2 { w.peak } else { None },
             warnings,
+            concurrency: u32::try_from(w.concurrency).unwrap_or(u32::MAX),
         }
     }
 }

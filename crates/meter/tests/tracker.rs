@@ -319,3 +319,66 @@ fn tracker_is_send_and_sync_and_windows_work_across_threads() {
     let m = tracker.end(id).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.total, Joules(2.0));
 }
+
+#[test]
+fn concurrent_lanes_share_the_energy_and_never_count_it_twice() {
+    use std::sync::Barrier;
+    let (meter, energy) = HandMeter::new(Duration::ZERO);
+    let tracker = Tracker::from_meters(vec![Box::new(meter)], &MeterOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A window on a thread that is not a lane (the whole run) sees everything.
+    let whole = tracker.begin("whole run").unwrap_or_else(|e| panic!("{e}"));
+    let step = Barrier::new(2);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            let _lane = tracker.lane();
+            let w = tracker.begin("trial a").unwrap_or_else(|e| panic!("{e}"));
+            add(&energy, 2.0, 0.0); // a alone: all 2 J to a
+            step.wait(); // 1: b may open
+            step.wait(); // 2: b is open
+            add(&energy, 4.0, 1.0); // a and b: 2.5 J each
+            let m = tracker.end(w).unwrap_or_else(|e| panic!("{e}"));
+            step.wait(); // 3: a closed
+            m
+        });
+        let b = s.spawn(|| {
+            let _lane = tracker.lane();
+            step.wait(); // 1
+            let w = tracker.begin("trial b").unwrap_or_else(|e| panic!("{e}"));
+            step.wait(); // 2
+            step.wait(); // 3
+            add(&energy, 6.0, 0.0); // b alone: 6 J to b
+            tracker.end(w).unwrap_or_else(|e| panic!("{e}"))
+        });
+        (
+            a.join().unwrap_or_else(|_| panic!("lane a panicked")),
+            b.join().unwrap_or_else(|_| panic!("lane b panicked")),
+        )
+    });
+    let whole = tracker.end(whole).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whole.total, Joules(13.0));
+    assert_eq!(whole.concurrency, 1, "the enclosing window is not a lane");
+    assert_eq!(a.total, Joules(4.5));
+    assert_eq!(a.domains[0].energy, Joules(4.0));
+    assert_eq!(a.domains[1].energy, Joules(0.5));
+    assert_eq!(b.total, Joules(8.5));
+    assert_eq!(
+        a.total + b.total,
+        whole.total,
+        "shares add up to the reading"
+    );
+    assert_eq!((a.concurrency, b.concurrency), (2, 2));
+    assert!(
+        a.warnings.iter().any(|w| w.contains("split equally")),
+        "{:?}",
+        a.warnings
+    );
+
+    // A lane alone gets the plain counter difference and no sharing warning.
+    let _lane = tracker.lane();
+    let w = tracker.begin("alone").unwrap_or_else(|e| panic!("{e}"));
+    add(&energy, 3.0, 0.0);
+    let m = tracker.end(w).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((m.total, m.concurrency), (Joules(3.0), 1));
+    assert!(!m.warnings.iter().any(|w| w.contains("split equally")));
+}

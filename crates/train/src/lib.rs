@@ -41,7 +41,7 @@ use greenlab_model::{Architecture, ModelError};
 use serde::{Deserialize, Serialize};
 
 pub use profile::{Estimate, LayerProfileReport, LayerRow, TypeRow, profile};
-pub use run::{Observer, train, train_with};
+pub use run::{Observer, train, train_interruptible, train_with};
 
 /// What can go wrong while training or profiling.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +208,14 @@ pub enum RunStatus {
         /// The last epoch that ran.
         epoch: usize,
     },
+    /// Interrupted (e.g. Ctrl-C) after this step of this epoch (both from 1); the epoch was
+    /// not evaluated unless it had finished.
+    Interrupted {
+        /// The epoch.
+        epoch: usize,
+        /// The last step that ran.
+        step: usize,
+    },
 }
 
 /// A whole run: its config, every epoch, and the totals.
@@ -259,6 +267,11 @@ impl TrainResult {
     /// Whether the run diverged.
     pub fn diverged(&self) -> bool {
         matches!(self.status, RunStatus::Diverged { .. })
+    }
+
+    /// Whether the run was interrupted before it finished.
+    pub fn interrupted(&self) -> bool {
+        matches!(self.status, RunStatus::Interrupted { .. })
     }
 
     /// Mean training throughput over all epochs.

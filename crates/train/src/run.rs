@@ -1,6 +1,7 @@
 //! The training loop.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use greenlab_data::{Batch, Batches, Dataset, Split};
@@ -23,14 +24,28 @@ pub trait Observer {
         let _ = epoch;
         Control::Continue
     }
+
+    /// Asked after every step: `true` interrupts the run at once (e.g. the user pressed
+    /// Ctrl-C). The unfinished epoch is reported without evaluation and the run ends with
+    /// [`RunStatus::Interrupted`]; the energy spent so far stays in the result.
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
 
-/// An epoch callback as an observer.
-struct EpochCallback<'a>(&'a mut dyn FnMut(&EpochReport) -> Control);
+/// An epoch callback (and an optional interrupt flag) as an observer.
+struct EpochCallback<'a> {
+    callback: &'a mut dyn FnMut(&EpochReport) -> Control,
+    interrupt: Option<&'a AtomicBool>,
+}
 
 impl Observer for EpochCallback<'_> {
     fn on_epoch(&mut self, epoch: &EpochReport) -> Control {
-        (self.0)(epoch)
+        (self.callback)(epoch)
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.is_some_and(|f| f.load(Ordering::Relaxed))
     }
 }
 
@@ -47,7 +62,28 @@ pub fn train(
     tracker: &Tracker,
     callback: &mut dyn FnMut(&EpochReport) -> Control,
 ) -> Result<TrainResult, TrainError> {
-    train_with(engine, split, config, tracker, &mut EpochCallback(callback))
+    let mut observer = EpochCallback {
+        callback,
+        interrupt: None,
+    };
+    train_with(engine, split, config, tracker, &mut observer)
+}
+
+/// [`train`] that stops after the current step once `interrupt` is set (from a signal handler
+/// or another thread), with [`RunStatus::Interrupted`].
+pub fn train_interruptible(
+    engine: &dyn Engine,
+    split: &Split,
+    config: &TrainConfig,
+    tracker: &Tracker,
+    callback: &mut dyn FnMut(&EpochReport) -> Control,
+    interrupt: &AtomicBool,
+) -> Result<TrainResult, TrainError> {
+    let mut observer = EpochCallback {
+        callback,
+        interrupt: Some(interrupt),
+    };
+    train_with(engine, split, config, tracker, &mut observer)
 }
 
 /// [`train`] with an [`Observer`] that also sees every step (for progress bars).
@@ -99,9 +135,10 @@ pub fn train_with(
             .wrapping_add(epoch as u64);
         let mut batches = Batches::new(&train_set, config.batch_size, Some(shuffle));
         let pass = run.train_epoch(epoch, &mut batches, &mut batch, observer)?;
-        let (test_loss, test_accuracy, evaluation) = match pass.diverged_at {
-            Some(_) => (None, None, None),
-            None => {
+        let unfinished = pass.diverged_at.is_some() || pass.interrupted_at.is_some();
+        let (test_loss, test_accuracy, evaluation) = match unfinished {
+            true => (None, None, None),
+            false => {
                 let (loss, acc, m) = run.evaluate(epoch, &test_set, config.batch_size)?;
                 (Some(loss), Some(acc), Some(m))
             }
@@ -124,6 +161,18 @@ pub fn train_with(
         epochs.push(report);
         if let Some(step) = pass.diverged_at {
             status = RunStatus::Diverged { epoch, step };
+            break;
+        }
+        if let Some(step) = pass.interrupted_at {
+            status = RunStatus::Interrupted { epoch, step };
+            break;
+        }
+        if observer.interrupted() && epoch < config.epochs {
+            // Interrupted during the evaluation: the epoch is whole, stop before the next.
+            status = RunStatus::Interrupted {
+                epoch,
+                step: pass.steps,
+            };
             break;
         }
         if control == Control::Stop && epoch < config.epochs {
@@ -228,6 +277,7 @@ struct Pass {
     examples: usize,
     steps: usize,
     diverged_at: Option<usize>,
+    interrupted_at: Option<usize>,
     measurement: Measurement,
 }
 
@@ -275,6 +325,7 @@ impl Run<'_> {
         };
         let start = Instant::now();
         let mut pass = (0.0f64, 0usize, 0usize, 0usize, None);
+        let mut interrupted_at = None;
         let mut chunk_energy = Joules(0.0);
         while batches.next_into(batch) {
             let stats = match self.trainer.train_step(batch) {
@@ -319,6 +370,10 @@ impl Run<'_> {
                 },
                 energy_so_far: self.energy_so_far + chunk_energy,
             });
+            if observer.interrupted() {
+                interrupted_at = Some(pass.3);
+                break;
+            }
         }
         let _ = self.tracker.end(chunk);
         let measurement = self.end(window)?;
@@ -329,6 +384,7 @@ impl Run<'_> {
             examples: pass.2,
             steps: pass.3,
             diverged_at: pass.4,
+            interrupted_at,
             measurement,
         })
     }

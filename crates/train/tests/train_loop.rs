@@ -12,7 +12,10 @@ use greenlab_meter::{
     Tracker,
 };
 use greenlab_model::{Architecture, InputShape, NetworkSpec};
-use greenlab_train::{Control, RunStatus, TrainConfig, TrainError, profile, train};
+use greenlab_train::{
+    Control, Observer, RunStatus, StepReport, TrainConfig, TrainError, profile, train,
+    train_interruptible, train_with,
+};
 
 /// Draws a constant power, reported as a hardware counter.
 struct ConstantPower {
@@ -291,6 +294,67 @@ fn the_callback_can_stop_the_run() {
     .unwrap();
     assert_eq!(result.status, RunStatus::Stopped { epoch: 2 });
     assert_eq!(result.epochs.len(), 2);
+}
+
+/// Interrupts once it has seen step `at.1` of epoch `at.0`.
+struct InterruptAt {
+    at: (usize, usize),
+    seen: bool,
+}
+
+impl Observer for InterruptAt {
+    fn on_step(&mut self, step: &StepReport) {
+        self.seen |= (step.epoch, step.step) == self.at;
+    }
+    fn interrupted(&self) -> bool {
+        self.seen
+    }
+}
+
+#[test]
+fn an_interrupt_stops_mid_epoch_and_keeps_the_energy_spent() {
+    // 50 examples in batches of 16: 4 steps per epoch; interrupt after step 2 of epoch 2.
+    let mut observer = InterruptAt {
+        at: (2, 2),
+        seen: false,
+    };
+    let result = train_with(
+        &FakeEngine(Script::default()),
+        &split(),
+        &config(4),
+        &tracker(10.0),
+        &mut observer,
+    )
+    .unwrap();
+    assert_eq!(result.status, RunStatus::Interrupted { epoch: 2, step: 2 });
+    assert!(result.interrupted() && !result.diverged());
+    assert_eq!(result.epochs.len(), 2);
+    let last = &result.epochs[1];
+    assert_eq!((last.steps, last.examples), (2, 32));
+    assert!(last.evaluation.is_none() && last.test_accuracy.is_none());
+    assert_eq!(result.final_test_accuracy, result.epochs[0].test_accuracy);
+    assert!(
+        last.energy.total.0 > 0.0,
+        "the unfinished epoch's energy is kept"
+    );
+    assert_eq!(
+        result.training_energy,
+        result.epochs[0].energy.total + last.energy.total
+    );
+
+    // The flag form: set before the run, it stops after the first step.
+    let flag = std::sync::atomic::AtomicBool::new(true);
+    let result = train_interruptible(
+        &FakeEngine(Script::default()),
+        &split(),
+        &config(4),
+        &tracker(10.0),
+        &mut |_| Control::Continue,
+        &flag,
+    )
+    .unwrap();
+    assert_eq!(result.status, RunStatus::Interrupted { epoch: 1, step: 1 });
+    assert_eq!(result.final_test_accuracy, None);
 }
 
 #[test]

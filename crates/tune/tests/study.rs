@@ -361,3 +361,128 @@ fn command_placeholders_must_name_parameters() {
     assert_eq!(sub("{\"a\": {x}}"), "{\"a\": 3}");
     assert_eq!(sub("{ x }{}"), "{ x }{}");
 }
+
+#[test]
+fn cancelling_interrupts_the_running_trial_and_stops_the_run() {
+    let study = Study::create(storage(), config("[stop]\nn_trials = 10\n")).unwrap();
+    let options = RunOptions::default();
+    let cancel = Arc::clone(&options.cancel);
+    let objective = move |p: &Params, ctx: &mut TrialContext<'_>| {
+        if ctx.number() == 2 {
+            // As a Ctrl-C handler would, in the middle of the trial.
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            assert!(ctx.should_stop() && ctx.is_cancelled());
+            assert_eq!(ctx.report(1, 0.5, Joules(3.0)), ControlFlow::Break(()));
+            return Ok(ObjectiveOutput {
+                metrics: [("accuracy".to_string(), 0.5)].into(),
+                energy: energy(3.0),
+                diverged: false,
+            });
+        }
+        quadratic(p, ctx)
+    };
+    let summary = study.run(Arc::new(objective), &options).unwrap();
+    assert_eq!(summary.stop, StopReason::Cancelled);
+    assert_eq!(summary.trials_run, 3);
+    let trials = study.trials().unwrap();
+    assert_eq!(trials.len(), 3, "no trial starts after the cancel");
+    assert_eq!(trials[1].state, TrialState::Complete);
+    let t = &trials[2];
+    assert_eq!(
+        t.state,
+        TrialState::Failed,
+        "an interrupted trial is not complete"
+    );
+    assert_eq!(t.attrs["interrupted"], serde_json::json!(true));
+    assert!(t.attrs["error"].as_str().unwrap().contains("interrupted"));
+    assert_eq!(t.energy.as_ref().unwrap().total, Joules(3.0), "energy kept");
+
+    // Resuming runs the interrupted point again and does not count it towards n_trials.
+    let summary = study
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
+    assert_eq!(summary.stop, StopReason::TrialLimit(10));
+    let trials = study.trials().unwrap();
+    assert_eq!(trials.len(), 11);
+    assert_eq!(trials[3].params, trials[2].params, "the interrupted point comes first");
+    assert!(trials[3..].iter().all(|t| t.state == TrialState::Complete));
+}
+
+/// Draws a constant 10 W from the moment it is built, as a machine-wide counter.
+struct TenWatts(std::time::Instant, Vec<greenlab_meter::Domain>);
+
+impl greenlab_meter::Meter for TenWatts {
+    fn name(&self) -> &'static str {
+        "ten-watts"
+    }
+    fn domains(&self) -> &[greenlab_meter::Domain] {
+        &self.1
+    }
+    fn read(&mut self) -> Result<greenlab_meter::Reading, greenlab_meter::MeterError> {
+        Ok(greenlab_meter::Reading {
+            domains: vec![greenlab_meter::DomainReading {
+                energy: Joules(10.0 * self.0.elapsed().as_secs_f64()),
+                source: Source::Counter,
+                updates: 1,
+            }],
+            warnings: Vec::new(),
+        })
+    }
+}
+
+#[test]
+fn concurrent_workers_do_not_count_the_machine_twice() {
+    let meter = TenWatts(
+        std::time::Instant::now(),
+        vec![greenlab_meter::Domain::cpu_package(0)],
+    );
+    let tracker = Arc::new(
+        Tracker::from_meters(
+            vec![Box::new(meter)],
+            &greenlab_meter::MeterOptions::default(),
+        )
+        .unwrap(),
+    );
+    let study = Study::create(storage(), config("[stop]\nn_trials = 2\n")).unwrap();
+    let both = Arc::new(std::sync::Barrier::new(2));
+    let objective = move |p: &Params, _ctx: &mut TrialContext<'_>| {
+        // Both trials run at the same time for a while (the work is the sleep).
+        both.wait();
+        std::thread::sleep(Duration::from_millis(40));
+        both.wait();
+        Ok(ObjectiveOutput {
+            metrics: [("accuracy".to_string(), accuracy(p))].into(),
+            ..Default::default()
+        })
+    };
+    let whole = tracker.begin("run").unwrap();
+    let options = RunOptions {
+        workers: 2,
+        tracker: Some(Arc::clone(&tracker)),
+        ..Default::default()
+    };
+    study.run(Arc::new(objective), &options).unwrap();
+    let whole = tracker.end(whole).unwrap();
+    let trials = study.trials().unwrap();
+    let sum: f64 = trials
+        .iter()
+        .map(|t| t.energy.as_ref().unwrap().total.0)
+        .sum();
+    assert!(sum > 0.0);
+    assert!(
+        sum <= whole.total.0 * (1.0 + 1e-9),
+        "trials claim {sum} J of the {} J the machine used",
+        whole.total.0
+    );
+    for t in &trials {
+        assert_eq!(t.state, TrialState::Complete);
+        assert!(
+            t.attrs["energy_attribution"]
+                .as_str()
+                .unwrap()
+                .contains("shared equally"),
+            "{:?}",
+            t.attrs
+        );
+    }
+}

@@ -242,6 +242,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let options = RunOptions {
                 workers: 1,
                 tracker: Some(tracker.clone()),
+                cancel: crate::interrupt::install(),
                 ..RunOptions::default()
             };
             let runs = strategies::run(
@@ -284,6 +285,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tracker: tracker.clone(),
         };
         let worker = format!("replicate-{}", std::process::id());
+        crate::interrupt::install();
         let runs = factorial::run(
             storage.as_ref(),
             &design,

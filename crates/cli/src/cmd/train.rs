@@ -225,6 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config_toml = toml::to_string(&config).context("cannot write the config as TOML")?;
     write_atomically(&out.join("config.toml"), config_toml.as_bytes())?;
 
+    crate::interrupt::install();
     eprintln!(
         "training {} on {} ({} train / {} test) with {} on {}; energy: {}",
         spec.name,
@@ -286,6 +287,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::from(EXIT_DIVERGED))
         }
+        RunStatus::Interrupted { epoch, step } => Err(crate::interrupt::Interrupted(format!(
+            "training stopped at epoch {epoch}, step {step}; what it did (energy included) is in {}",
+            result_path.display()
+        ))
+        .into()),
         _ => Ok(ExitCode::SUCCESS),
     }
 }
@@ -340,6 +346,10 @@ impl Observer for Progress {
     fn on_epoch(&mut self, e: &EpochReport) -> Control {
         self.bar.println(epoch_line(e));
         Control::Continue
+    }
+
+    fn interrupted(&self) -> bool {
+        crate::interrupt::requested()
     }
 }
 

@@ -16,7 +16,7 @@ use anyhow::Context;
 use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
 use greenlab_tune::config::{ObjectiveKind, StudyConfig, parse_duration, parse_energy};
 use greenlab_tune::study::{
-    CommandObjective, ObjectiveFunction, Observer, RunOptions, RunSummary, Study,
+    CommandObjective, ObjectiveFunction, Observer, RunOptions, RunSummary, StopReason, Study,
 };
 use greenlab_tune::{Storage, Trial, TrialOutcome, TrialState};
 
@@ -116,7 +116,7 @@ pub fn run_with(args: Args, train: &TrainObjectiveFactory) -> anyhow::Result<Exi
     let options = run_options(args.workers, args.lease_s, tracker);
     let summary = study.run(objective, &options)?;
     print_summary(&study, &summary)?;
-    Ok(ExitCode::SUCCESS)
+    interrupted_exit(&study, &summary)
 }
 
 fn parse_config_with_overrides(text: &str, args: &Args) -> anyhow::Result<StudyConfig> {
@@ -193,7 +193,20 @@ pub fn build_objective(
     })
 }
 
-/// Run options with a progress printer, named after this host and process.
+/// Success, or the interrupt error when Ctrl-C ended the run.
+pub fn interrupted_exit(study: &Study, summary: &RunSummary) -> anyhow::Result<ExitCode> {
+    if summary.stop == StopReason::Cancelled && crate::interrupt::requested() {
+        return Err(crate::interrupt::Interrupted(format!(
+            "study {:?} stopped; its trials so far are stored and rerunning the same command \
+             resumes it (the interrupted trial runs again)",
+            study.config().name
+        ))
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Run options with a progress printer and a Ctrl-C handler, named after this host and process.
 pub fn run_options(workers: usize, lease_s: u64, tracker: Arc<Tracker>) -> RunOptions {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
@@ -204,6 +217,7 @@ pub fn run_options(workers: usize, lease_s: u64, tracker: Arc<Tracker>) -> RunOp
         worker_prefix: format!("{host}/pid{}", std::process::id()),
         tracker: Some(tracker),
         observer: Some(Arc::new(Progress)),
+        cancel: crate::interrupt::install(),
         ..RunOptions::default()
     }
 }

@@ -7,8 +7,8 @@ use anyhow::Context;
 use greenlab_tune::study::Study;
 
 use super::tune::{
-    TrainObjectiveFactory, build_objective, build_tracker, open_storage, print_summary,
-    run_options, train_objective,
+    TrainObjectiveFactory, build_objective, build_tracker, interrupted_exit, open_storage,
+    print_summary, run_options, train_objective,
 };
 
 /// Arguments of `greenlab worker`.
@@ -49,5 +49,5 @@ pub fn run_with(args: Args, train: &TrainObjectiveFactory) -> anyhow::Result<Exi
     );
     let summary = study.run(objective, &run_options(args.workers, args.lease_s, tracker))?;
     print_summary(&study, &summary)?;
-    Ok(ExitCode::SUCCESS)
+    interrupted_exit(&study, &summary)
 }

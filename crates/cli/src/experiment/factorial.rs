@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use greenlab_train::{Control, train};
+use greenlab_train::{Control, RunStatus, train_interruptible};
 use greenlab_tune::{ParamValue, Params, Storage, Trial, TrialEnergy, TrialOutcome, TrialState};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -152,6 +152,19 @@ pub fn run(
     }
     let lease = Duration::from_secs(120);
     loop {
+        if crate::interrupt::requested() {
+            let done = storage
+                .trials(study.id)?
+                .iter()
+                .filter(|t| t.state == TrialState::Complete)
+                .count();
+            return Err(crate::interrupt::Interrupted(format!(
+                "{} has {done} of {} runs done; rerun the same command to resume",
+                design.name,
+                points.len()
+            ))
+            .into());
+        }
         storage.reap_expired(study.id)?;
         requeue_failed(storage, study.id, design, &points)?;
         let Some(trial) = storage.claim_waiting(study.id, worker, lease)? else {
@@ -212,15 +225,21 @@ fn requeue_failed(
                     | TrialState::Diverged
             )
         });
-        let failures = same
+        // An interrupted run (Ctrl-C) is run again without using up an attempt.
+        let failed = same.iter().any(|t| t.state == TrialState::Failed);
+        let attempts = same
             .iter()
-            .filter(|t| t.state == TrialState::Failed)
+            .filter(|t| t.state == TrialState::Failed && !was_interrupted(t))
             .count();
-        if !settled && failures > 0 && failures < design.max_attempts {
+        if !settled && failed && attempts < design.max_attempts {
             storage.enqueue_trial(study, p)?;
         }
     }
     Ok(())
+}
+
+fn was_interrupted(t: &Trial) -> bool {
+    t.attrs.get("interrupted") == Some(&serde_json::Value::Bool(true))
 }
 
 fn run_one(
@@ -264,12 +283,13 @@ fn run_one(
             }
             Control::Continue
         };
-        let r = train(
+        let r = train_interruptible(
             objective.engine.as_ref(),
             &objective.split,
             &config,
             &objective.tracker,
             &mut callback,
+            &crate::interrupt::flag(),
         );
         drop(done_tx);
         r
@@ -292,6 +312,19 @@ fn run_one(
                 duration: r.total_duration,
                 domains: Vec::new(),
             });
+            if let RunStatus::Interrupted { epoch, step } = r.status {
+                attrs.insert(
+                    "error".into(),
+                    serde_json::json!(format!("interrupted at epoch {epoch}, step {step}")),
+                );
+                attrs.insert("interrupted".into(), serde_json::Value::Bool(true));
+                return TrialOutcome {
+                    state: TrialState::Failed,
+                    values: None,
+                    energy,
+                    attrs,
+                };
+            }
             if r.diverged() {
                 attrs.insert(
                     "error".into(),

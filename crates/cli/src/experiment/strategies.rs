@@ -178,6 +178,13 @@ pub fn run(
             study
                 .run(objective.clone(), options)
                 .with_context(|| format!("running study {name}"))?;
+            if crate::interrupt::requested() {
+                return Err(crate::interrupt::Interrupted(format!(
+                    "{done} of {total} tuning studies done and {name} stopped; rerun the same \
+                     command to resume"
+                ))
+                .into());
+            }
             reps.push(sequence(&study.trials()?));
             done += 1;
         }

@@ -130,6 +130,13 @@ impl Study {
     }
 }
 
+/// Whether a trial was stopped by a cancelled run (Ctrl-C) rather than by its own failure; such
+/// a trial does not count towards `n_trials` and its parameters are run again on resume.
+pub fn was_interrupted(trial: &Trial) -> bool {
+    trial.state == TrialState::Failed
+        && trial.attrs.get("interrupted") == Some(&serde_json::Value::Bool(true))
+}
+
 /// Energy spent by the study so far: finished trials' totals plus running trials' latest
 /// cumulative intermediate energy.
 pub fn energy_spent(trials: &[Trial]) -> f64 {
@@ -164,8 +171,9 @@ fn stop_reason(
 ) -> Option<StopReason> {
     let stop = &config.stop;
     // Every trial ever created counts (failed ones too, so that a crashing objective cannot
-    // keep a study going forever); waiting ones are already promised to run.
-    let count = trials.len() as u64;
+    // keep a study going forever) except interrupted ones, which are run again; waiting ones
+    // are already promised to run.
+    let count = trials.iter().filter(|t| !was_interrupted(t)).count() as u64;
     if let Some(n) = stop.n_trials
         && count >= n
     {

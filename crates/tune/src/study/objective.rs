@@ -71,6 +71,8 @@ pub struct TrialContext<'a> {
     pub(crate) pruned: bool,
     pub(crate) storage_error: Option<String>,
     pub(crate) lost: &'a std::sync::atomic::AtomicBool,
+    pub(crate) cancel: &'a std::sync::atomic::AtomicBool,
+    pub(crate) interrupted: bool,
 }
 
 impl<'a> TrialContext<'a> {
@@ -110,6 +112,10 @@ impl<'a> TrialContext<'a> {
             Ok(i) => list[i] = entry,
             Err(i) => list.insert(i, entry),
         }
+        if self.is_cancelled() {
+            self.interrupted = true;
+            return ControlFlow::Break(());
+        }
         if self.should_stop() {
             return ControlFlow::Break(());
         }
@@ -130,9 +136,21 @@ impl<'a> TrialContext<'a> {
         ControlFlow::Continue(())
     }
 
-    /// Whether the objective should stop: pruned, or the worker lost its lease on the trial.
+    /// Whether the objective should stop: pruned, the worker lost its lease on the trial, or
+    /// the run was cancelled.
     pub fn should_stop(&self) -> bool {
-        self.pruned || self.lost.load(std::sync::atomic::Ordering::Relaxed)
+        self.pruned || self.lost.load(std::sync::atomic::Ordering::Relaxed) || self.is_cancelled()
+    }
+
+    /// Whether the run was cancelled (e.g. Ctrl-C): the objective should stop as soon as it
+    /// can; the trial is then recorded as failed ("interrupted") with the energy it spent.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The cancellation flag itself, for loops that poll it while `self` is borrowed.
+    pub fn cancel_flag(&self) -> &'a std::sync::atomic::AtomicBool {
+        self.cancel
     }
 
     /// Whether the pruner stopped this trial.

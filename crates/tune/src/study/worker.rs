@@ -149,6 +149,7 @@ pub(super) fn run(
     objective: Arc<dyn ObjectiveFunction>,
     options: &RunOptions,
 ) -> Result<RunSummary, TuneError> {
+    requeue_interrupted(study)?;
     let shared = Shared {
         study,
         objective: objective.as_ref(),
@@ -186,11 +187,34 @@ pub(super) fn run(
     })
 }
 
+/// Enqueues again the parameters of trials an earlier run was interrupted in, unless a trial
+/// with the same parameters is already waiting, running or finished.
+fn requeue_interrupted(study: &Study) -> Result<(), TuneError> {
+    let storage = study.storage.as_ref();
+    let trials = storage.trials(study.record.id)?;
+    let mut queued: Vec<&crate::space::Params> = trials
+        .iter()
+        .filter(|t| !super::was_interrupted(t) && t.state != TrialState::Failed)
+        .map(|t| &t.params)
+        .collect();
+    for t in trials.iter().filter(|t| super::was_interrupted(t)) {
+        if t.params.is_empty() || queued.contains(&&t.params) {
+            continue;
+        }
+        storage.enqueue_trial(study.record.id, &t.params)?;
+        queued.push(&t.params);
+    }
+    Ok(())
+}
+
 fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneError> {
     let study = shared.study;
     let storage = study.storage.as_ref();
     let id = study.record.id;
     let options = shared.options;
+    // Workers of one process share the machine's counters: as lanes, concurrent trials split
+    // the energy instead of each claiming all of it.
+    let _lane = options.tracker.as_ref().map(|t| t.lane());
     let mut run = 0u64;
     loop {
         if options.cancel.load(Ordering::Relaxed) {
@@ -265,7 +289,7 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
     let params = trial.params.clone();
     let started = Instant::now();
 
-    let (result, ctx_trial, pruned, storage_error, measured) = std::thread::scope(|scope| {
+    let result = std::thread::scope(|scope| {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let lost_ref = &lost;
         scope.spawn(move || {
@@ -298,6 +322,8 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
             pruned: false,
             storage_error: None,
             lost: &lost,
+            cancel: &options.cancel,
+            interrupted: false,
         };
         let result = catch_unwind(AssertUnwindSafe(|| shared.objective.run(&params, &mut ctx)))
             .unwrap_or_else(|panic| {
@@ -315,10 +341,46 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
             _ => None,
         };
         drop(stop_tx);
-        (result, ctx.trial, ctx.pruned, ctx.storage_error, measured)
+        // Cancelled while it ran: whatever the objective returned, the trial did not finish.
+        let interrupted = ctx.interrupted || (result.is_err() && ctx.is_cancelled());
+        (
+            result,
+            ctx.trial,
+            ctx.pruned,
+            ctx.storage_error,
+            measured,
+            interrupted,
+        )
     });
+    let (result, ctx_trial, pruned, storage_error, measured, interrupted) = result;
 
-    let mut outcome = outcome_for(study, result, &ctx_trial, pruned, measured.as_ref());
+    let mut outcome = if interrupted {
+        let mut outcome = failed(match &result {
+            Err(e) => format!("interrupted before it finished ({e})"),
+            Ok(_) => "interrupted before it finished".to_string(),
+        });
+        outcome
+            .attrs
+            .insert("interrupted".into(), serde_json::json!(true));
+        outcome.energy = match &result {
+            Ok(o) => o.energy.clone(),
+            Err(_) => None,
+        }
+        .or_else(|| measured.as_ref().map(trial_energy));
+        outcome
+    } else {
+        outcome_for(study, result, &ctx_trial, pruned, measured.as_ref())
+    };
+    if let Some(m) = measured.as_ref().filter(|m| m.concurrency > 1) {
+        outcome.attrs.insert(
+            "energy_attribution".into(),
+            serde_json::json!(format!(
+                "shared equally with the trials running at the same time (up to {} at once): \
+                 machine-wide counters cannot tell them apart",
+                m.concurrency
+            )),
+        );
+    }
     outcome.attrs.insert(
         "duration_s".into(),
         serde_json::json!(started.elapsed().as_secs_f64()),
