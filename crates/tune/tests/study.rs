@@ -245,8 +245,33 @@ fn enqueued_trials_run_first_and_dead_workers_are_reaped() {
 fn a_changed_definition_under_the_same_name_is_refused() {
     let storage = storage();
     Study::create(Arc::clone(&storage), config("[stop]\nn_trials = 4\n")).unwrap();
-    let err = Study::create(storage, config("[stop]\nn_trials = 5\n")).unwrap_err();
+    let other_space = StudyConfig::from_toml(
+        "name = \"s\"\n[space]\nx = { type = \"float\", low = -2.0, high = 1.0 }\n[stop]\nn_trials = 4\n",
+    )
+    .unwrap();
+    let err = Study::create(Arc::clone(&storage), other_space).unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
+    let other_sampler = config("[sampler]\nname = \"random\"\nseed = 99\n[stop]\nn_trials = 4\n");
+    assert!(Study::create(Arc::clone(&storage), other_sampler).is_err());
+}
+
+#[test]
+fn a_finished_study_can_be_extended_by_its_stopping_rules() {
+    let storage = storage();
+    let study = Study::create(Arc::clone(&storage), config("[stop]\nn_trials = 4\n")).unwrap();
+    study
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
+    let more = Study::create(Arc::clone(&storage), config("[stop]\nn_trials = 6\n")).unwrap();
+    assert_eq!(more.record().id, study.record().id, "the same study");
+    let summary = more
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
+    assert_eq!(
+        (summary.trials_run, summary.stop),
+        (2, StopReason::TrialLimit(6))
+    );
+    assert_eq!(more.trials().unwrap().len(), 6);
 }
 
 #[test]
@@ -404,7 +429,10 @@ fn cancelling_interrupts_the_running_trial_and_stops_the_run() {
     assert_eq!(summary.stop, StopReason::TrialLimit(10));
     let trials = study.trials().unwrap();
     assert_eq!(trials.len(), 11);
-    assert_eq!(trials[3].params, trials[2].params, "the interrupted point comes first");
+    assert_eq!(
+        trials[3].params, trials[2].params,
+        "the interrupted point comes first"
+    );
     assert!(trials[3..].iter().all(|t| t.state == TrialState::Complete));
 }
 

@@ -61,11 +61,27 @@ impl std::fmt::Debug for Study {
 }
 
 impl Study {
-    /// Creates the study in `storage` (or opens it, if one of that name exists with the same
-    /// definition; a different definition is `StudyConflict`).
+    /// Creates the study in `storage`, or opens it if one of that name exists with the same
+    /// definition. The stopping rules are not part of the definition (they say how long this
+    /// run goes on, so a finished study can be extended with more trials or a larger budget):
+    /// this run uses `config`'s. Any other difference (space, objectives, sampler, pruner,
+    /// objective) is `StudyConflict`.
     pub fn create(storage: Arc<dyn Storage>, config: StudyConfig) -> Result<Study, TuneError> {
         config.validate()?;
-        let record = storage.create_study(&config.name, &config.to_json())?;
+        let record = match storage.create_study(&config.name, &config.to_json()) {
+            Ok(record) => record,
+            Err(conflict @ TuneError::StudyConflict(_)) => {
+                let record = storage.study(&config.name)?;
+                let stored = StudyConfig::from_json(&record.spec_json)?;
+                let mut without_stop = stored;
+                without_stop.stop = config.stop.clone();
+                if without_stop.to_json() != config.to_json() {
+                    return Err(conflict);
+                }
+                record
+            }
+            Err(e) => return Err(e),
+        };
         Study::from_parts(storage, record, config)
     }
 
