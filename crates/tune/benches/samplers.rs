@@ -9,13 +9,21 @@
 //! (issue 4): GPSampler −3.32 after 50 trials at 240–500 ms per trial, TPE −3.08 at 4–10 ms,
 //! random −1.58.
 //!
-//! `cargo bench -p greenlab-tune --bench samplers [-- --seeds N --functions branin,hartmann6
-//! --samplers tpe,gp-ei]`
+//! A two-objective part runs the multi-objective samplers (random, ParEGO, NSGA-II; choose with
+//! `--mo-samplers`) on ZDT1 and ZDT2 over four parameters, recorded as accuracy `1 − f1`
+//! (maximised) and energy `f2` (minimised), and prints the median hypervolume of the evaluated
+//! points after 20/50/100 trials (reference point (1.1, 11); the true fronts reach ≈ 11.77 and
+//! ≈ 11.43) with the time of one suggestion.
+//!
+//! `cargo bench -p greenlab-tune --bench samplers [-- --seeds N --functions branin,hartmann6,zdt1
+//! --samplers tpe,gp-ei --mo-samplers nsga2,parego]`
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use greenlab_tune::sampler::gp::{Acquisition, GpOptions, GpSampler};
+use greenlab_tune::sampler::multi::{ParegoOptions, ParegoSampler};
+use greenlab_tune::sampler::nsga2::{Nsga2Options, Nsga2Sampler, hypervolume_2d};
 use greenlab_tune::sampler::quasi::SobolSampler;
 use greenlab_tune::sampler::random::RandomSampler;
 use greenlab_tune::sampler::tpe::{Bandwidth, TpeOptions, TpeSampler};
@@ -196,8 +204,87 @@ fn make(name: &str, seed: u64) -> Box<dyn Sampler> {
                 ..GpOptions::default()
             },
         )),
+        "parego" => Box::new(ParegoSampler::new(seed, ParegoOptions::default())),
+        "nsga2" => Box::new(Nsga2Sampler::new(seed, Nsga2Options::default())),
         other => panic!("unknown sampler {other}"),
     }
+}
+
+/// ZDT1 and ZDT2 (Zitzler, Deb & Thiele 2000): two costs on `[0, 1]^d`.
+fn zdt(x: &[f64], concave: bool) -> (f64, f64) {
+    let g = 1.0 + 9.0 * x[1..].iter().sum::<f64>() / (x.len() - 1) as f64;
+    let r = x[0] / g;
+    (x[0], g * (1.0 - if concave { r * r } else { r.sqrt() }))
+}
+
+/// Hypervolume at each checkpoint and the median CPU ms of a suggestion from the full history,
+/// for one multi-objective run.
+fn run_two_objective(concave: bool, sampler: &dyn Sampler, trials: usize) -> (Vec<f64>, f64) {
+    const D: usize = 4;
+    let f = Function {
+        name: "zdt",
+        bounds: vec![(0.0, 1.0); D],
+        optimum: 0.0,
+        f: |_| 0.0,
+    };
+    let space = space(&f);
+    let objectives = [
+        Objective {
+            metric: "accuracy".into(),
+            direction: Direction::Maximize,
+        },
+        Objective {
+            metric: "energy".into(),
+            direction: Direction::Minimize,
+        },
+    ];
+    let mut history: Vec<Trial> = Vec::with_capacity(trials);
+    let (mut points, mut at) = (vec![], vec![]);
+    for n in 0..trials as u64 {
+        let ctx = SampleContext {
+            space: &space,
+            objectives: &objectives,
+            history: &history,
+            number: n,
+        };
+        let params = sampler.suggest(&ctx).expect("suggestion");
+        let (f1, f2) = zdt(&point(&params, D), concave);
+        points.push((f1, f2));
+        let mut t = trial(n, params, 1.0 - f1);
+        t.values = Some(vec![1.0 - f1, f2]);
+        history.push(t);
+        if CHECKPOINTS.contains(&(n as usize + 1)) {
+            at.push(hypervolume_2d(&points, (1.1, 11.0)));
+        }
+    }
+    let ctx = SampleContext {
+        space: &space,
+        objectives: &objectives,
+        history: &history,
+        number: trials as u64,
+    };
+    let probe = Instant::now();
+    let _ = sampler.suggest(&ctx).expect("suggestion");
+    let reps = if probe.elapsed().as_secs_f64() < 2e-3 {
+        400
+    } else {
+        1
+    };
+    let ms: Vec<f64> = (0..3)
+        .map(|_| {
+            let c0 = thread_cpu_ms();
+            let t = Instant::now();
+            for _ in 0..reps {
+                let _ = sampler.suggest(&ctx).expect("suggestion");
+            }
+            let w = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+            match (c0, thread_cpu_ms()) {
+                (Some(a), Some(b)) => (b - a) / reps as f64,
+                _ => w,
+            }
+        })
+        .collect();
+    (at, median(ms))
 }
 
 /// Best-so-far at each checkpoint, and the median CPU and wall times (ms) of a suggestion from
@@ -353,6 +440,50 @@ fn main() {
             if f.name == "hartmann6" {
                 hartmann.insert(s.clone(), (meds, t));
             }
+        }
+    }
+    let mo_samplers: Vec<String> = arg(&args, "--mo-samplers")
+        .unwrap_or_else(|| "random,parego,nsga2".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    for (name, concave) in [("zdt1", false), ("zdt2", true)] {
+        if let Some(w) = &wanted_f
+            && !w.split(',').any(|n| n == name)
+        {
+            continue;
+        }
+        println!("\n{name}, 4 parameters (median hypervolume, larger is better)");
+        println!(
+            "  {:<10} {:>10} {:>10} {:>10} {:>10}",
+            "sampler", "@20", "@50", "@100", "cpu ms"
+        );
+        for s in &mo_samplers {
+            let mut at: Vec<Vec<f64>> = vec![vec![]; CHECKPOINTS.len()];
+            let mut ms = vec![];
+            for seed in 0..seeds {
+                let sampler = make(s, seed);
+                let (b, c) = run_two_objective(concave, sampler.as_ref(), trials);
+                if args.iter().any(|a| a == "--per-seed") {
+                    println!("    {s} seed {seed}: {b:.4?}");
+                }
+                for (k, v) in b.into_iter().enumerate() {
+                    at[k].push(v);
+                }
+                ms.push(c);
+            }
+            let meds: Vec<f64> = at
+                .into_iter()
+                .map(|v| if v.is_empty() { f64::NAN } else { median(v) })
+                .collect();
+            println!(
+                "  {:<10} {:>10.4} {:>10.4} {:>10.4} {:>10.4}",
+                s,
+                meds[0],
+                meds[1],
+                meds[2],
+                median(ms)
+            );
         }
     }
     if hartmann.is_empty() {

@@ -14,7 +14,7 @@
 //! metric = "accuracy"
 //! direction = "maximize"
 //!
-//! [sampler]                 # grid | random | halton | sobol | gp | tpe | parego
+//! [sampler]                 # grid | random | halton | sobol | gp | tpe | parego | nsga2
 //! name = "gp"
 //! seed = 7
 //! options = { acquisition = "pi" }
@@ -49,7 +49,7 @@ use crate::trial::{Direction, Objective};
 
 /// Names accepted in `[sampler] name`.
 pub const SAMPLERS: &[&str] = &[
-    "grid", "random", "halton", "sobol", "quasi", "gp", "tpe", "parego",
+    "grid", "random", "halton", "sobol", "quasi", "gp", "tpe", "parego", "nsga2",
 ];
 
 /// Names accepted in `[pruner] name`.
@@ -97,7 +97,8 @@ pub struct SamplerSpec {
     #[serde(default)]
     pub seed: u64,
     /// Sampler-specific settings (for `grid`: `levels`, `max_int_levels`; for `gp`, `tpe`,
-    /// `parego`: the fields of their options structs).
+    /// `parego`, `nsga2`: the fields of their options structs, e.g.
+    /// `options = { population_size = 30 }` for `nsga2`).
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
 }
@@ -362,6 +363,11 @@ pub fn build_sampler(spec: &SamplerSpec) -> Result<Box<dyn Sampler>, TuneError> 
             spec.seed,
             options_into("sampler", name, opts)?,
         )),
+        "nsga2" => {
+            let o: crate::sampler::nsga2::Nsga2Options = options_into("sampler", name, opts)?;
+            o.validate()?;
+            Box::new(crate::sampler::nsga2::Nsga2Sampler::new(spec.seed, o))
+        }
         other => {
             return Err(TuneError::InvalidConfig(format!(
                 "unknown sampler {other:?}; known samplers: {}",
@@ -698,6 +704,32 @@ command = ["python", "train.py", "--lr", "{lr}"]
             "[space]\nbad = { type = \"float\", low = 1.0, high = 1.0 }\n",
         ));
         assert!(e.contains("bad") && e.contains("empty or inverted"), "{e}");
+    }
+
+    #[test]
+    fn nsga2_options_parse_from_toml_and_are_checked() {
+        let toml = PAPER
+            .replace("name = \"grid\"", "name = \"nsga2\"")
+            .replace(
+                "options = { levels = 4 }",
+                "options = { population_size = 30, eta_mutation = 10.0, mutation_prob = 0.2 }",
+            );
+        let c = StudyConfig::from_toml(&toml).unwrap();
+        let s = build_sampler(&c.sampler).unwrap();
+        assert_eq!(s.name(), "nsga2");
+        let o: crate::sampler::nsga2::Nsga2Options =
+            options_into("sampler", "nsga2", &c.sampler.options).unwrap();
+        assert_eq!(o.population_size, 30);
+        assert_eq!(o.mutation_prob, Some(0.2));
+        assert_eq!(o.eta_mutation, 10.0);
+        assert_eq!(o.crossover_prob, 0.9, "unset options keep their defaults");
+        let e = err(&toml.replace("population_size = 30", "population_size = 1"));
+        assert!(e.contains("population_size must be at least 2"), "{e}");
+        let e = err(&toml.replace("population_size = 30", "pop_size = 30"));
+        assert!(
+            e.contains("no option \"pop_size\"") && e.contains("population_size"),
+            "{e}"
+        );
     }
 
     #[test]

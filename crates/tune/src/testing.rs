@@ -526,3 +526,80 @@ pub fn check_sampler(make: &dyn Fn(u64) -> Box<dyn Sampler>, history_len: u64) {
         );
     }
 }
+
+/// ZDT1 (Zitzler, Deb & Thiele 2000) on `x ∈ [0, 1]^d`: two costs to minimise with a convex
+/// Pareto front `f2 = 1 − √f1` where `x1.. = 0`.
+pub fn zdt1(x: &[f64]) -> (f64, f64) {
+    let g = zdt_g(x);
+    (x[0], g * (1.0 - (x[0] / g).sqrt()))
+}
+
+/// ZDT2: as [`zdt1`] with the concave front `f2 = 1 − f1²`.
+pub fn zdt2(x: &[f64]) -> (f64, f64) {
+    let g = zdt_g(x);
+    (x[0], g * (1.0 - (x[0] / g).powi(2)))
+}
+
+fn zdt_g(x: &[f64]) -> f64 {
+    let rest = &x[1..];
+    1.0 + 9.0 * rest.iter().sum::<f64>() / rest.len().max(1) as f64
+}
+
+/// Runs `sampler` for `trials` sequential trials on the two-cost `problem` over `d` parameters
+/// `x0..` in `[0, 1]`, recorded as a real study would: accuracy `1 − f1` (maximised) and energy
+/// `f2` (minimised). Returns the hypervolume of all the evaluated `(f1, f2)` below the
+/// reference point `(1.1, 11)` (the true front of ZDT1 dominates ≈ 11.77 of it, that of ZDT2 ≈ 11.43).
+pub fn two_objective_hypervolume(
+    sampler: &dyn Sampler,
+    problem: fn(&[f64]) -> (f64, f64),
+    d: usize,
+    trials: u64,
+) -> f64 {
+    let space = SearchSpace {
+        params: (0..d)
+            .map(|i| {
+                (
+                    format!("x{i}"),
+                    Distribution::Float {
+                        low: 0.0,
+                        high: 1.0,
+                        log: false,
+                    },
+                )
+            })
+            .collect(),
+    };
+    let objectives = sampler_objectives();
+    let mut history: Vec<Trial> = vec![];
+    let mut points = vec![];
+    for number in 0..trials {
+        let ctx = SampleContext {
+            space: &space,
+            objectives: &objectives,
+            history: &history,
+            number,
+        };
+        let p = sampler
+            .suggest(&ctx)
+            .unwrap_or_else(|e| panic!("{}: suggest failed: {e}", sampler.name()));
+        let x: Vec<f64> = (0..d)
+            .map(|i| p[&format!("x{i}")].as_f64().unwrap_or(f64::NAN))
+            .collect();
+        let (f1, f2) = problem(&x);
+        points.push((f1, f2));
+        history.push(Trial {
+            id: number as i64,
+            number,
+            state: TrialState::Complete,
+            params: p,
+            values: Some(vec![1.0 - f1, f2]),
+            intermediate: vec![],
+            energy: None,
+            attrs: BTreeMap::new(),
+            worker: None,
+            started_at: None,
+            finished_at: None,
+        });
+    }
+    crate::sampler::nsga2::hypervolume_2d(&points, (1.1, 11.0))
+}

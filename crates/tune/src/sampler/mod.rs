@@ -1,11 +1,12 @@
 //! The sampler contract, and the samplers built into this crate.
 //!
 //! `grid`, `random` and `quasi` (Halton, scrambled Sobol) live here; the model-based samplers
-//! (Gaussian-process BO, TPE, multi-objective) live in their own modules beside them.
+//! (Gaussian-process BO, TPE, multi-objective ParEGO and NSGA-II) live in their own modules beside them.
 
 pub mod gp;
 pub mod grid;
 pub mod multi;
+pub mod nsga2;
 pub mod quasi;
 pub mod random;
 pub mod rng;
