@@ -51,7 +51,9 @@ pub struct Nsga2Options {
     pub mutation_prob: Option<f64>,
     /// Distribution index of SBX: larger keeps children closer to their parents (default 15).
     pub eta_crossover: f64,
-    /// Distribution index of polynomial mutation (default 20).
+    /// Distribution index of polynomial mutation (default 2: wide mutations, which on the
+    /// ZDT problems of the sampler benchmark gave larger hypervolumes within 100 trials than
+    /// the textbook 20).
     pub eta_mutation: f64,
 }
 
@@ -63,7 +65,7 @@ impl Default for Nsga2Options {
             swapping_prob: 0.5,
             mutation_prob: None,
             eta_crossover: 15.0,
-            eta_mutation: 20.0,
+            eta_mutation: 2.0,
         }
     }
 }

@@ -254,7 +254,18 @@ impl Parzen {
         let mut w = default_weights(n);
         w.push(o.prior_weight.max(1e-12));
         let total: f64 = w.iter().sum();
-        let log_w: Vec<f64> = w.iter().map(|v| (v / total).ln()).collect();
+        let ln_total = total.ln();
+        // Most weights are 1: their logarithm is −ln(total).
+        let log_w: Vec<f64> = w
+            .iter()
+            .map(|&v| {
+                if v == 1.0 {
+                    -ln_total
+                } else {
+                    v.ln() - ln_total
+                }
+            })
+            .collect();
         let mut acc = 0.0;
         let cum_w: Vec<f64> = w
             .iter()
@@ -352,24 +363,32 @@ impl Parzen {
         }
         let mut inv_sigma = vec![0.0; k * d];
         let mut log_norm = vec![0.0; k * d];
-        // Most components share one bandwidth: cache its logarithm.
-        let mut last_ln = (f64::NAN, 0.0);
+        // Components share their bandwidth along a dimension (multivariate) or nearly so:
+        // cache each dimension's last logarithm.
+        let mut ln_cache = vec![(f64::NAN, 0.0); d];
         for i in 0..k * d {
             let (m, s) = (mu[i], sigma[i]);
             inv_sigma[i] = 1.0 / s;
-            if s != last_ln.0 {
-                last_ln = (s, s.ln());
+            let cache = &mut ln_cache[i % d];
+            if s != cache.0 {
+                *cache = (s, s.ln());
             }
-            // Mass of the Gaussian inside [0, 1]; tails beyond 8σ are negligible.
+            // Mass of the Gaussian outside [0, 1]; tails beyond 6σ (< 1e-9) are negligible.
             let (a, b) = (m / s, (1.0 - m) / s);
-            let mut z = 1.0;
-            if a < 8.0 {
-                z -= fast_upper_tail(a);
+            let mut outside = 0.0;
+            if a < 6.0 {
+                outside += fast_upper_tail(a);
             }
-            if b < 8.0 {
-                z -= fast_upper_tail(b);
+            if b < 6.0 {
+                outside += fast_upper_tail(b);
             }
-            log_norm[i] = -last_ln.1 - LN_SQRT_2PI - z.max(1e-300).ln();
+            // ln(1 − t) ≈ −t − t²/2 to 1e-12 for small t, which saves a logarithm.
+            let ln_mass = if outside < 1e-4 {
+                -outside - 0.5 * outside * outside
+            } else {
+                (1.0 - outside).max(1e-300).ln()
+            };
+            log_norm[i] = -cache.1 - LN_SQRT_2PI - ln_mass;
         }
         let any_cat = cats.iter().any(Option::is_some);
         Parzen {
