@@ -267,6 +267,27 @@ pub fn apply_params(base: &TrainConfig, params: &Params) -> anyhow::Result<Train
     Ok(c)
 }
 
+impl TrainObjective {
+    /// The training settings that make trials of this objective comparable (everything but
+    /// the data folder and the tuned parameters' defaults), stored with a study so a rerun
+    /// with other settings is refused instead of mixing incomparable trials in one study.
+    pub fn identity(&self) -> serde_json::Map<String, serde_json::Value> {
+        let b = &self.base;
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "model".into(),
+            serde_json::json!(b.architecture.to_string()),
+        );
+        m.insert("dataset".into(), serde_json::json!(b.dataset.to_string()));
+        m.insert("epochs".into(), serde_json::json!(b.epochs));
+        m.insert("batch_size".into(), serde_json::json!(b.batch_size));
+        m.insert("limit_train".into(), serde_json::json!(b.limit_train));
+        m.insert("limit_test".into(), serde_json::json!(b.limit_test));
+        m.insert("engine".into(), serde_json::json!(self.engine.name()));
+        m
+    }
+}
+
 impl ObjectiveFunction for TrainObjective {
     fn run(
         &self,

@@ -97,6 +97,30 @@ fn replicate_runs_both_studies_resumes_and_reports() {
     assert!(second.status.success(), "{}", stderr(&second));
     assert_eq!(trial_counts(&out.path().join("greenlab.db")), counts);
 
+    // Other training settings in the same storage are refused, not mixed into the studies.
+    let other = greenlab(&[
+        "replicate",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--meter",
+        "estimate",
+        "--repetitions",
+        "2",
+        "--trials",
+        "3",
+        "--limit-train",
+        "128",
+    ]);
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("other training settings"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(trial_counts(&out.path().join("greenlab.db")), counts);
+
     // `greenlab report` re-renders the stored document in another format.
     let md = greenlab(&["report", out.path().to_str().unwrap(), "--format", "md"]);
     assert!(md.status.success(), "{}", stderr(&md));
@@ -173,4 +197,43 @@ fn factorial_design_file_is_validated_and_runs() {
         "conv,relu",
     ]);
     assert!(stats.status.success(), "{}", stderr(&stats));
+}
+
+#[test]
+fn the_paper_preset_is_the_papers_design_and_plans_without_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("never-created");
+    let out = greenlab(&[
+        "replicate",
+        "--preset",
+        "paper",
+        "--plan",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    // RQ1: 3 networks × 3 strategies × 5 repetitions × 30 trials, full training set.
+    assert!(
+        plan.contains("45 studies of 30 trials over 3 hyperparameters"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("1350 training runs of 5 epoch(s) × 60000 images"),
+        "{plan}"
+    );
+    // RQ2: the 2×2×2 design, 25 epochs of the full set at batch 512, as the paper.
+    assert!(
+        plan.contains("40 training runs of 25 epoch(s) × 60000 images"),
+        "{plan}"
+    );
+    assert!(plan.contains("batch 512"), "{plan}");
+    assert!(!out_dir.exists(), "a plan writes nothing");
+
+    let out = greenlab(&["replicate", "--plan", "--five-params", "--only", "rq1"]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("over 5 hyperparameters") && !plan.contains("RQ2"),
+        "{plan}"
+    );
 }

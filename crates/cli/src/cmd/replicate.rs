@@ -64,6 +64,15 @@ pub struct Args {
     /// Override the preset's number of training images per run.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     limit_train: Option<u64>,
+    /// Override the preset's epochs per training run (RQ1 trials and RQ2 runs).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: Option<u64>,
+    /// RQ1 over the paper's 5-parameter space (lr, β1, β2, ε, weight decay) instead of 3.
+    #[arg(long)]
+    five_params: bool,
+    /// Print what the run would train (studies, trials, epochs, images) and exit.
+    #[arg(long)]
+    plan: bool,
 }
 
 /// Sizes of one preset.
@@ -78,6 +87,7 @@ struct Preset {
     rq1_epochs: usize,
     rq1_limit_train: Option<usize>,
     rq1_limit_test: Option<usize>,
+    rq1_five_params: bool,
     rq2_repetitions: usize,
     rq2_epochs: usize,
     rq2_limit_train: Option<usize>,
@@ -107,6 +117,7 @@ impl Preset {
                 rq1_epochs: 5,
                 rq1_limit_train: None,
                 rq1_limit_test: None,
+                rq1_five_params: false,
                 rq2_repetitions: 5,
                 rq2_epochs: 25,
                 rq2_limit_train: None,
@@ -123,6 +134,7 @@ impl Preset {
                 rq1_epochs: 1,
                 rq1_limit_train: Some(4096),
                 rq1_limit_test: Some(2000),
+                rq1_five_params: false,
                 rq2_repetitions: 3,
                 rq2_epochs: 1,
                 rq2_limit_train: Some(4096),
@@ -131,6 +143,53 @@ impl Preset {
             },
         }
     }
+}
+
+/// Fashion-MNIST's training and test set sizes.
+const FASHION_MNIST: (usize, usize) = (60_000, 10_000);
+
+/// What a preset trains, in numbers a user can weigh before starting it.
+fn plan_text(preset: &Preset, only: Option<&str>) -> String {
+    let images = |limit: Option<usize>, full: usize| limit.map_or(full, |n| n.min(full));
+    let mut out = format!("replicate --preset {} would train:\n", preset.name);
+    let mut total_images = 0usize;
+    if only != Some("rq2") {
+        let studies = preset.rq1_networks.len() * 3 * preset.rq1_repetitions;
+        let trials = studies * preset.rq1_trials as usize;
+        let per_run = images(preset.rq1_limit_train, FASHION_MNIST.0) * preset.rq1_epochs;
+        total_images += trials * per_run;
+        out.push_str(&format!(
+            "  RQ1: {} networks × 3 strategies (grid, random, Bayesian GP-PI) × {} repetitions = \
+             {studies} studies of {} trials over {} hyperparameters = {trials} training runs of \
+             {} epoch(s) × {} images (test on {})\n",
+            preset.rq1_networks.len(),
+            preset.rq1_repetitions,
+            preset.rq1_trials,
+            if preset.rq1_five_params { 5 } else { 3 },
+            preset.rq1_epochs,
+            images(preset.rq1_limit_train, FASHION_MNIST.0),
+            images(preset.rq1_limit_test, FASHION_MNIST.1),
+        ));
+    }
+    if only != Some("rq1") {
+        let runs = 8 * preset.rq2_repetitions;
+        let per_run = images(preset.rq2_limit_train, FASHION_MNIST.0) * preset.rq2_epochs;
+        total_images += runs * per_run;
+        out.push_str(&format!(
+            "  RQ2: conv {{1,4}} × linear {{3,7}} × ReLU {{on,off}} × {} repetitions = {runs} \
+             training runs of {} epoch(s) × {} images (test on {})\n",
+            preset.rq2_repetitions,
+            preset.rq2_epochs,
+            images(preset.rq2_limit_train, FASHION_MNIST.0),
+            images(preset.rq2_limit_test, FASHION_MNIST.1),
+        ));
+    }
+    out.push_str(&format!(
+        "  in all {total_images} training images at batch {} (divide by your engine's images/s \
+         from `greenlab train` for the time)\n",
+        preset.batch_size
+    ));
+    out
 }
 
 /// Everything `replicate` computed, written as results.json.
@@ -164,6 +223,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.limit_train {
         preset.rq1_limit_train = Some(n as usize);
         preset.rq2_limit_train = Some(n as usize);
+    }
+    if let Some(e) = args.epochs {
+        preset.rq1_epochs = e as usize;
+        preset.rq2_epochs = e as usize;
+    }
+    preset.rq1_five_params = args.five_params;
+    if args.plan {
+        print!("{}", plan_text(&preset, args.only.as_deref()));
+        return Ok(ExitCode::SUCCESS);
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -232,12 +300,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 tracker: tracker.clone(),
             });
             let plan = Plan {
-                prefix: &format!("rq1-{}", preset.name),
+                prefix: &format!(
+                    "rq1-{}{}",
+                    preset.name,
+                    if preset.rq1_five_params { "-5p" } else { "" }
+                ),
                 network: arch.model_name(),
                 strategies: &strategies,
                 repetitions: preset.rq1_repetitions,
                 trials: preset.rq1_trials,
-                space: strategies::paper_space(false),
+                space: strategies::paper_space(preset.rq1_five_params),
             };
             let options = RunOptions {
                 workers: 1,

@@ -142,8 +142,18 @@ pub fn run(
     progress: Progress<'_>,
 ) -> anyhow::Result<Vec<FactorialRun>> {
     design.validate()?;
-    let spec = serde_json::to_string(design).context("serialising the design")?;
-    let study = storage.create_study(&design.name, &spec)?;
+    let spec = serde_json::to_string(&serde_json::json!({
+        "design": design,
+        "training": objective.identity(),
+    }))
+    .context("serialising the design")?;
+    let study = storage.create_study(&design.name, &spec).with_context(|| {
+        format!(
+            "a factorial study named {:?} with another design or other training settings is in \
+             the storage; give this one another name, --out or --storage",
+            design.name
+        )
+    })?;
     let points = design.points();
     if storage.trials(study.id)?.is_empty() {
         for p in &points {

@@ -169,11 +169,15 @@ pub fn run(
                 objective: ObjectiveSpec {
                     kind: ObjectiveKind::Train,
                     command: Vec::new(),
-                    options: serde_json::Map::new(),
+                    options: objective.identity(),
                 },
             };
-            let study = Study::create(storage.clone(), config)
-                .with_context(|| format!("creating study {name}"))?;
+            let study = Study::create(storage.clone(), config).with_context(|| {
+                format!(
+                    "creating study {name} (a study of that name with other training settings \
+                     is in the storage: use another --out or --storage for other settings)"
+                )
+            })?;
             progress(&name, done, total);
             study
                 .run(objective.clone(), options)
