@@ -125,16 +125,7 @@ fn space(f: &Function) -> SearchSpace {
         .bounds
         .iter()
         .enumerate()
-        .map(|(i, &(low, high))| {
-            (
-                format!("x{i}"),
-                Distribution::Float {
-                    low,
-                    high,
-                    log: false,
-                },
-            )
-        })
+        .map(|(i, &(low, high))| (format!("x{i}"), Distribution::float(low, high)))
         .collect();
     SearchSpace { params }
 }
@@ -263,28 +254,7 @@ fn run_two_objective(concave: bool, sampler: &dyn Sampler, trials: usize) -> (Ve
         history: &history,
         number: trials as u64,
     };
-    let probe = Instant::now();
-    let _ = sampler.suggest(&ctx).expect("suggestion");
-    let reps = if probe.elapsed().as_secs_f64() < 2e-3 {
-        400
-    } else {
-        1
-    };
-    let ms: Vec<f64> = (0..3)
-        .map(|_| {
-            let c0 = thread_cpu_ms();
-            let t = Instant::now();
-            for _ in 0..reps {
-                let _ = sampler.suggest(&ctx).expect("suggestion");
-            }
-            let w = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
-            match (c0, thread_cpu_ms()) {
-                (Some(a), Some(b)) => (b - a) / reps as f64,
-                _ => w,
-            }
-        })
-        .collect();
-    (at, median(ms))
+    (at, time_suggestion(sampler, &ctx).0)
 }
 
 /// Best-so-far at each checkpoint, and the median CPU and wall times (ms) of a suggestion from
@@ -321,20 +291,26 @@ fn run(
         history: &history,
         number: trials as u64,
     };
+    let (cpu, wall) = time_suggestion(sampler, &ctx);
+    (at, cpu, wall)
+}
+
+/// Median thread-CPU and wall milliseconds of one suggestion in `ctx`.
+fn time_suggestion(sampler: &dyn Sampler, ctx: &SampleContext<'_>) -> (f64, f64) {
     // Fast samplers are timed over many repetitions (the CPU clock ticks coarsely).
     let probe = Instant::now();
-    let _ = sampler.suggest(&ctx).expect("suggestion");
+    let _ = sampler.suggest(ctx).expect("suggestion");
     let reps = if probe.elapsed().as_secs_f64() < 2e-3 {
         400
     } else {
         1
     };
-    let (mut cpu, mut wall): (Vec<f64>, Vec<f64>) = (0..3)
+    let (cpu, wall): (Vec<f64>, Vec<f64>) = (0..3)
         .map(|_| {
             let c0 = thread_cpu_ms();
             let t = Instant::now();
             for _ in 0..reps {
-                let _ = sampler.suggest(&ctx).expect("suggestion");
+                let _ = sampler.suggest(ctx).expect("suggestion");
             }
             let w = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
             let c = match (c0, thread_cpu_ms()) {
@@ -344,11 +320,7 @@ fn run(
             (c, w)
         })
         .unzip();
-    (
-        at,
-        median(std::mem::take(&mut cpu)),
-        median(std::mem::take(&mut wall)),
-    )
+    (median(cpu), median(wall))
 }
 
 /// CPU time of this thread in milliseconds (Linux `schedstat`), so that suggestion times are

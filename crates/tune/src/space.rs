@@ -66,6 +66,30 @@ impl ParamValue {
     }
 }
 
+impl From<i64> for ParamValue {
+    fn from(v: i64) -> Self {
+        ParamValue::Int(v)
+    }
+}
+
+impl From<f64> for ParamValue {
+    fn from(v: f64) -> Self {
+        ParamValue::Float(v)
+    }
+}
+
+impl From<bool> for ParamValue {
+    fn from(v: bool) -> Self {
+        ParamValue::Bool(v)
+    }
+}
+
+impl From<&str> for ParamValue {
+    fn from(v: &str) -> Self {
+        ParamValue::Str(v.to_string())
+    }
+}
+
 impl std::fmt::Display for ParamValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -88,6 +112,26 @@ pub struct SearchSpace {
 }
 
 impl SearchSpace {
+    /// A space from `(name, distribution)` pairs (a repeated name keeps its last distribution).
+    ///
+    /// ```
+    /// use greenlab_tune::{Distribution, SearchSpace};
+    /// let space = SearchSpace::new([
+    ///     ("lr", Distribution::log_float(1e-5, 1e-1)),
+    ///     ("conv", Distribution::int(1, 4)),
+    ///     ("opt", Distribution::categorical(["adam", "sgd"])),
+    /// ]);
+    /// assert_eq!(space.dims(), 3);
+    /// ```
+    pub fn new<'a>(params: impl IntoIterator<Item = (&'a str, Distribution)>) -> SearchSpace {
+        SearchSpace {
+            params: params
+                .into_iter()
+                .map(|(name, d)| (name.to_string(), d))
+                .collect(),
+        }
+    }
+
     /// Checks every distribution: finite bounds, `low < high`, positive bounds on log scales,
     /// at least one categorical choice, at least one parameter.
     pub fn validate(&self) -> Result<(), TuneError> {
@@ -173,6 +217,40 @@ impl SearchSpace {
 }
 
 impl Distribution {
+    /// A real number in `[low, high]`, linear scale.
+    pub fn float(low: f64, high: f64) -> Distribution {
+        Distribution::Float {
+            low,
+            high,
+            log: false,
+        }
+    }
+
+    /// A real number in `[low, high]`, log scale.
+    pub fn log_float(low: f64, high: f64) -> Distribution {
+        Distribution::Float {
+            low,
+            high,
+            log: true,
+        }
+    }
+
+    /// An integer in `[low, high]`, linear scale.
+    pub fn int(low: i64, high: i64) -> Distribution {
+        Distribution::Int {
+            low,
+            high,
+            log: false,
+        }
+    }
+
+    /// One of `choices`, in order.
+    pub fn categorical<V: Into<ParamValue>>(choices: impl IntoIterator<Item = V>) -> Distribution {
+        Distribution::Categorical {
+            choices: choices.into_iter().map(Into::into).collect(),
+        }
+    }
+
     /// Maps `u ∈ [0, 1]` to a value (clamped; integers rounded; categoricals by equal bins).
     pub fn from_unit(&self, u: f64) -> ParamValue {
         let u = if u.is_nan() { 0.5 } else { u.clamp(0.0, 1.0) };
@@ -201,6 +279,31 @@ impl Distribution {
                 let n = choices.len();
                 let i = ((u * n as f64).floor() as usize).min(n.saturating_sub(1));
                 choices[i].clone()
+            }
+        }
+    }
+
+    /// The unit-interval centres of every value of a discrete distribution, in order: each
+    /// categorical choice, and each integer when the range holds at most `max_int_values` of
+    /// them; `None` for real numbers and for larger integer ranges. Grids and the model-based
+    /// samplers search these levels one by one.
+    pub fn unit_levels(&self, max_int_values: u64) -> Option<Vec<f64>> {
+        match self {
+            Distribution::Float { .. } => None,
+            Distribution::Int { low, high, .. } => {
+                let count = (*high as i128 - *low as i128 + 1).max(0) as u128;
+                if count > max_int_values as u128 {
+                    return None;
+                }
+                Some(
+                    (*low..=*high)
+                        .filter_map(|v| self.to_unit(&ParamValue::Int(v)))
+                        .collect(),
+                )
+            }
+            Distribution::Categorical { choices } => {
+                let n = choices.len() as f64;
+                Some((0..choices.len()).map(|i| (i as f64 + 0.5) / n).collect())
             }
         }
     }
@@ -245,38 +348,12 @@ mod tests {
     use super::*;
 
     fn paper_space() -> SearchSpace {
-        let mut params = BTreeMap::new();
-        params.insert(
-            "lr".into(),
-            Distribution::Float {
-                low: 1e-5,
-                high: 1e-1,
-                log: true,
-            },
-        );
-        params.insert(
-            "beta1".into(),
-            Distribution::Float {
-                low: 0.1,
-                high: 0.999,
-                log: false,
-            },
-        );
-        params.insert(
-            "conv".into(),
-            Distribution::Int {
-                low: 1,
-                high: 4,
-                log: false,
-            },
-        );
-        params.insert(
-            "relu".into(),
-            Distribution::Categorical {
-                choices: vec![ParamValue::Bool(true), ParamValue::Bool(false)],
-            },
-        );
-        SearchSpace { params }
+        SearchSpace::new([
+            ("lr", Distribution::log_float(1e-5, 1e-1)),
+            ("beta1", Distribution::float(0.1, 0.999)),
+            ("conv", Distribution::int(1, 4)),
+            ("relu", Distribution::categorical([true, false])),
+        ])
     }
 
     #[test]

@@ -371,42 +371,12 @@ pub fn check_concurrency(s: Arc<dyn Storage>) {
 
 /// A small space with every kind of parameter, for sampler checks.
 pub fn sampler_space() -> SearchSpace {
-    let mut params = BTreeMap::new();
-    params.insert(
-        "lr".into(),
-        Distribution::Float {
-            low: 1e-5,
-            high: 1e-1,
-            log: true,
-        },
-    );
-    params.insert(
-        "beta1".into(),
-        Distribution::Float {
-            low: 0.1,
-            high: 0.999,
-            log: false,
-        },
-    );
-    params.insert(
-        "conv".into(),
-        Distribution::Int {
-            low: 1,
-            high: 4,
-            log: false,
-        },
-    );
-    params.insert(
-        "opt".into(),
-        Distribution::Categorical {
-            choices: vec![
-                ParamValue::Str("adam".into()),
-                ParamValue::Str("sgd".into()),
-                ParamValue::Str("rmsprop".into()),
-            ],
-        },
-    );
-    SearchSpace { params }
+    SearchSpace::new([
+        ("lr", Distribution::log_float(1e-5, 1e-1)),
+        ("beta1", Distribution::float(0.1, 0.999)),
+        ("conv", Distribution::int(1, 4)),
+        ("opt", Distribution::categorical(["adam", "sgd", "rmsprop"])),
+    ])
 }
 
 /// A history of `n` finished trials on [`sampler_space`] with a smooth synthetic accuracy,
@@ -527,6 +497,12 @@ pub fn check_sampler(make: &dyn Fn(u64) -> Box<dyn Sampler>, history_len: u64) {
     }
 }
 
+/// Median of `values` (mean of the middle two for an even count; NaN when empty), for quality
+/// checks over several seeds.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    crate::pruner::median(&mut values).unwrap_or(f64::NAN)
+}
+
 /// ZDT1 (Zitzler, Deb & Thiele 2000) on `x ∈ [0, 1]^d`: two costs to minimise with a convex
 /// Pareto front `f2 = 1 − √f1` where `x1.. = 0`.
 pub fn zdt1(x: &[f64]) -> (f64, f64) {
@@ -557,16 +533,7 @@ pub fn two_objective_hypervolume(
 ) -> f64 {
     let space = SearchSpace {
         params: (0..d)
-            .map(|i| {
-                (
-                    format!("x{i}"),
-                    Distribution::Float {
-                        low: 0.0,
-                        high: 1.0,
-                        log: false,
-                    },
-                )
-            })
+            .map(|i| (format!("x{i}"), Distribution::float(0.0, 1.0)))
             .collect(),
     };
     let objectives = sampler_objectives();

@@ -19,6 +19,8 @@ mod pareto;
 
 pub use asha::SuccessiveHalvingPruner;
 pub use median::MedianPruner;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use median::median;
 pub use pareto::ParetoPruner;
 
 use crate::trial::{Direction, Intermediate, TrialState};

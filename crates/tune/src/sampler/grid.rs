@@ -51,17 +51,14 @@ impl GridSampler {
         space
             .params
             .values()
-            .map(|d| match d {
-                Distribution::Float { .. } => even_levels(self.levels),
-                Distribution::Int { low, high, .. } => {
-                    let count = (*high as i128 - *low as i128 + 1) as u128;
-                    if count <= self.max_int_levels as u128 {
-                        (0..count as i64)
-                            .filter_map(|k| d.to_unit(&crate::ParamValue::Int(low + k)))
-                            .collect()
-                    } else {
-                        // Evenly spaced integers; rounding may merge neighbours on a log scale,
-                        // so drop repeats to keep every grid point distinct.
+            .map(|d| {
+                if let Some(levels) = d.unit_levels(self.max_int_levels) {
+                    return levels;
+                }
+                match d {
+                    // Evenly spaced integers; rounding may merge neighbours on a log scale, so
+                    // drop repeats to keep every grid point distinct.
+                    Distribution::Int { .. } => {
                         let mut values: Vec<i64> = even_levels(self.levels)
                             .into_iter()
                             .filter_map(|u| match d.from_unit(u) {
@@ -75,10 +72,8 @@ impl GridSampler {
                             .filter_map(|v| d.to_unit(&crate::ParamValue::Int(v)))
                             .collect()
                     }
+                    _ => even_levels(self.levels),
                 }
-                Distribution::Categorical { choices } => (0..choices.len())
-                    .map(|i| (i as f64 + 0.5) / choices.len() as f64)
-                    .collect(),
             })
             .collect()
     }
@@ -169,36 +164,16 @@ impl Sampler for GridSampler {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashSet};
+    use std::collections::HashSet;
 
     use super::*;
-    use crate::ParamValue;
 
     fn space() -> SearchSpace {
-        let mut params = BTreeMap::new();
-        params.insert(
-            "lr".into(),
-            Distribution::Float {
-                low: 1e-5,
-                high: 1e-1,
-                log: true,
-            },
-        );
-        params.insert(
-            "conv".into(),
-            Distribution::Int {
-                low: 1,
-                high: 4,
-                log: false,
-            },
-        );
-        params.insert(
-            "relu".into(),
-            Distribution::Categorical {
-                choices: vec![ParamValue::Bool(true), ParamValue::Bool(false)],
-            },
-        );
-        SearchSpace { params }
+        SearchSpace::new([
+            ("lr", Distribution::log_float(1e-5, 1e-1)),
+            ("conv", Distribution::int(1, 4)),
+            ("relu", Distribution::categorical([true, false])),
+        ])
     }
 
     #[test]

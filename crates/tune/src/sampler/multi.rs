@@ -157,7 +157,7 @@ impl Sampler for ParegoSampler {
 mod tests {
     use super::*;
     use crate::sampler::random::RandomSampler;
-    use crate::testing::{two_objective_hypervolume, zdt1};
+    use crate::testing::{median, two_objective_hypervolume, zdt1};
 
     #[test]
     fn conforms_to_the_sampler_contract() {
@@ -178,10 +178,6 @@ mod tests {
     #[test]
     fn parego_front_dominates_more_than_random() {
         // Median hypervolume over 3 fixed seeds after 30 trials (the true front's is ≈ 11.77).
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
         let run = |sampler: &dyn Sampler| two_objective_hypervolume(sampler, zdt1, 3, 30);
         let random = median((0..3).map(|s| run(&RandomSampler::new(s))).collect());
         let parego = median(

@@ -424,7 +424,7 @@ mod tests {
     use super::*;
     use crate::sampler::random::RandomSampler;
     use crate::space::{Distribution, ParamValue, SearchSpace};
-    use crate::testing::{sampler_objectives, two_objective_hypervolume, zdt1, zdt2};
+    use crate::testing::{median, sampler_objectives, two_objective_hypervolume, zdt1, zdt2};
     use crate::trial::{Trial, TrialState};
 
     #[test]
@@ -491,11 +491,6 @@ mod tests {
         assert!((hv2 - 7.0).abs() < 1e-12, "{hv2}");
     }
 
-    fn median(mut v: Vec<f64>) -> f64 {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    }
-
     #[test]
     fn nsga2_front_dominates_more_than_random_on_zdt() {
         // Median hypervolume over 5 fixed seeds after 120 trials (six generations of 20).
@@ -512,32 +507,14 @@ mod tests {
     }
 
     fn mixed_space() -> SearchSpace {
-        let mut params = std::collections::BTreeMap::new();
-        params.insert(
-            "lr".into(),
-            Distribution::Float {
-                low: 1e-5,
-                high: 1e-1,
-                log: true,
-            },
-        );
-        params.insert(
-            "layers".into(),
-            Distribution::Int {
-                low: 1,
-                high: 40,
-                log: false,
-            },
-        );
-        params.insert(
-            "opt".into(),
-            Distribution::Categorical {
-                choices: ["adam", "sgd", "rmsprop", "adagrad"]
-                    .map(|c| ParamValue::Str(c.into()))
-                    .to_vec(),
-            },
-        );
-        SearchSpace { params }
+        SearchSpace::new([
+            ("lr", Distribution::log_float(1e-5, 1e-1)),
+            ("layers", Distribution::int(1, 40)),
+            (
+                "opt",
+                Distribution::categorical(["adam", "sgd", "rmsprop", "adagrad"]),
+            ),
+        ])
     }
 
     /// One generation of `n` trials: `lr` alternates between 1e-5 and 1e-3, `opt` between

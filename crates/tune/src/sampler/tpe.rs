@@ -556,6 +556,7 @@ mod tests {
     use super::*;
     use crate::sampler::random::RandomSampler;
     use crate::space::{Distribution, SearchSpace};
+    use crate::testing::median;
     use crate::trial::{Direction, Objective, Trial, TrialState};
 
     #[test]
@@ -585,27 +586,10 @@ mod tests {
     }
 
     fn best_on_branin(sampler: &dyn Sampler, trials: u64) -> f64 {
-        let space = SearchSpace {
-            params: [
-                (
-                    "x0".to_string(),
-                    Distribution::Float {
-                        low: -5.0,
-                        high: 10.0,
-                        log: false,
-                    },
-                ),
-                (
-                    "x1".to_string(),
-                    Distribution::Float {
-                        low: 0.0,
-                        high: 15.0,
-                        log: false,
-                    },
-                ),
-            ]
-            .into(),
-        };
+        let space = SearchSpace::new([
+            ("x0", Distribution::float(-5.0, 10.0)),
+            ("x1", Distribution::float(0.0, 15.0)),
+        ]);
         let objectives = [Objective {
             metric: "loss".into(),
             direction: Direction::Minimize,
@@ -637,11 +621,6 @@ mod tests {
             });
         }
         best
-    }
-
-    fn median(mut v: Vec<f64>) -> f64 {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
     }
 
     #[test]

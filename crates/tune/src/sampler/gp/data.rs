@@ -131,34 +131,19 @@ pub enum DimKind {
 }
 
 /// Integer ranges with at most this many values are searched value by value.
-const MAX_DISCRETE_INT_LEVELS: i64 = 16;
+const MAX_DISCRETE_INT_LEVELS: u64 = 16;
 
 /// The kind of every dimension, in the space's order.
 pub fn dim_kinds(space: &SearchSpace) -> Vec<DimKind> {
     space
         .params
         .values()
-        .map(|d| match d {
-            Distribution::Float { .. } => DimKind::Continuous,
-            Distribution::Int { low, high, .. } => {
-                if high - low < MAX_DISCRETE_INT_LEVELS {
-                    let levels = (*low..=*high)
-                        .filter_map(|v| d.to_unit(&crate::space::ParamValue::Int(v)))
-                        .collect();
-                    DimKind::Discrete {
-                        levels,
-                        categorical: false,
-                    }
-                } else {
-                    DimKind::Continuous
-                }
-            }
-            Distribution::Categorical { choices } => DimKind::Discrete {
-                levels: (0..choices.len())
-                    .map(|i| (i as f64 + 0.5) / choices.len() as f64)
-                    .collect(),
-                categorical: true,
+        .map(|d| match d.unit_levels(MAX_DISCRETE_INT_LEVELS) {
+            Some(levels) => DimKind::Discrete {
+                levels,
+                categorical: matches!(d, Distribution::Categorical { .. }),
             },
+            None => DimKind::Continuous,
         })
         .collect()
 }

@@ -30,16 +30,7 @@ pub(crate) fn trial(
 fn float_space(d: usize, low: f64, high: f64) -> SearchSpace {
     SearchSpace {
         params: (0..d)
-            .map(|i| {
-                (
-                    format!("x{i}"),
-                    Distribution::Float {
-                        low,
-                        high,
-                        log: false,
-                    },
-                )
-            })
+            .map(|i| (format!("x{i}"), Distribution::float(low, high)))
             .collect(),
     }
 }
@@ -183,33 +174,11 @@ fn same_seed_and_history_give_the_same_suggestion() {
 
 #[test]
 fn suggestions_stay_inside_mixed_bounds() {
-    let mut params = BTreeMap::new();
-    params.insert(
-        "lr".into(),
-        Distribution::Float {
-            low: 1e-5,
-            high: 1e-1,
-            log: true,
-        },
-    );
-    params.insert(
-        "conv".into(),
-        Distribution::Int {
-            low: 1,
-            high: 4,
-            log: false,
-        },
-    );
-    params.insert(
-        "act".into(),
-        Distribution::Categorical {
-            choices: vec![
-                ParamValue::Str("relu".into()),
-                ParamValue::Str("tanh".into()),
-            ],
-        },
-    );
-    let space = SearchSpace { params };
+    let space = SearchSpace::new([
+        ("lr", Distribution::log_float(1e-5, 1e-1)),
+        ("conv", Distribution::int(1, 4)),
+        ("act", Distribution::categorical(["relu", "tanh"])),
+    ]);
     // Loss prefers lr = 1e-3, conv = 3 and tanh.
     let f = |p: &Params| {
         let lr = p["lr"].as_f64().unwrap();
