@@ -263,9 +263,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{json}");
     }
-    for e in &result.epochs {
-        eprintln!("{}", epoch_line(e));
-    }
     eprintln!(
         "{}: {} in {:.1} ({:.0} images/s), energy {:.1} ({}), written to {}",
         result.network,
@@ -344,7 +341,13 @@ impl Observer for Progress {
     }
 
     fn on_epoch(&mut self, e: &EpochReport) -> Control {
-        self.bar.println(epoch_line(e));
+        // A hidden bar (stderr is not a terminal: logs, CI) prints nothing, so write the line
+        // directly; either way each epoch is reported once, as it ends.
+        if self.bar.is_hidden() {
+            eprintln!("{}", epoch_line(e));
+        } else {
+            self.bar.println(epoch_line(e));
+        }
         Control::Continue
     }
 
