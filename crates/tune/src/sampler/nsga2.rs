@@ -21,6 +21,13 @@
 //! drawn choice. Each parameter mutates with probability `mutation_prob` (default `1/d`).
 //! All randomness comes from the seed and the trial number.
 //!
+//! ParEGO or NSGA-II? On the sampler benchmark (`benches/samplers.rs`, ZDT1 and ZDT2 over four
+//! parameters, 10 seeds) ParEGO's median hypervolume after 100 trials is 11.70 and 11.37,
+//! NSGA-II's 10.93 and 10.36, random search's 10.38 and 9.73 (the true fronts: 11.77, 11.43).
+//! ParEGO fits a Gaussian process per suggestion (about 12 ms at 100 trials); NSGA-II needs
+//! about 0.05 ms and nothing but the history, so it suits long studies, many parallel workers
+//! and cheap objectives, while ParEGO makes the most of a few expensive trials.
+//!
 //! ```
 //! use greenlab_tune::sampler::nsga2::{Nsga2Options, Nsga2Sampler};
 //! let sampler = Nsga2Sampler::new(7, Nsga2Options::default());
@@ -159,12 +166,13 @@ impl Sampler for Nsga2Sampler {
         let mut tournament = || {
             let a = rng.below(parents.len() as u64) as usize;
             let b = rng.below(parents.len() as u64) as usize;
-            let better = ranks[a] < ranks[b] || (ranks[a] == ranks[b] && crowding[a] > crowding[b]);
-            if better || (ranks[a] == ranks[b] && crowding[a] == crowding[b] && a <= b) {
-                a
-            } else {
-                b
-            }
+            // Crowded comparison: lower rank, then larger crowding distance, then the first.
+            let a_wins = ranks[a]
+                .cmp(&ranks[b])
+                .then(crowding[b].total_cmp(&crowding[a]))
+                .then(a.cmp(&b))
+                .is_le();
+            if a_wins { a } else { b }
         };
         let (p1, p2) = (tournament(), tournament());
         let kinds = data::dim_kinds(ctx.space);
