@@ -733,6 +733,22 @@ command = ["python", "train.py", "--lr", "{lr}"]
     }
 
     #[test]
+    fn tpe_bandwidth_rule_parses_from_toml() {
+        use crate::sampler::tpe::{Bandwidth, TpeOptions};
+        let toml = PAPER.replace("name = \"grid\"", "name = \"tpe\"").replace(
+            "options = { levels = 4 }",
+            "options = { bandwidth = \"optuna\", gamma = 0.1 }",
+        );
+        let c = StudyConfig::from_toml(&toml).unwrap();
+        let o: TpeOptions = options_into("sampler", "tpe", &c.sampler.options).unwrap();
+        assert_eq!(o.bandwidth, Bandwidth::Optuna);
+        assert_eq!(o.gamma, 0.1);
+        assert_eq!(TpeOptions::default().bandwidth, Bandwidth::Scott);
+        let e = err(&toml.replace("\"optuna\"", "\"silverman\""));
+        assert!(e.contains("silverman") && e.contains("scott"), "{e}");
+    }
+
+    #[test]
     fn energies_and_durations_parse_with_units() {
         assert_eq!(parse_energy("50kJ").unwrap(), Joules(50_000.0));
         assert_eq!(parse_energy("2.5 MJ").unwrap(), Joules(2_500_000.0));

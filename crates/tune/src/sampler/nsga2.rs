@@ -705,6 +705,54 @@ mod tests {
         assert_eq!(parent_population(&obs, 9), None);
     }
 
+    /// Continues `history` to `total` trials on ZDT1 with `sampler`.
+    fn continue_study(sampler: &dyn Sampler, history: &mut Vec<Trial>, total: u64) {
+        let space = SearchSpace::new([
+            ("x0", Distribution::float(0.0, 1.0)),
+            ("x1", Distribution::float(0.0, 1.0)),
+        ]);
+        let objectives = sampler_objectives();
+        for number in history.len() as u64..total {
+            let ctx = SampleContext {
+                space: &space,
+                objectives: &objectives,
+                history,
+                number,
+            };
+            let p = sampler.suggest(&ctx).unwrap();
+            let (f1, f2) = zdt1(&[p["x0"].as_f64().unwrap(), p["x1"].as_f64().unwrap()]);
+            let mut t = parents(1).remove(0);
+            t.id = number as i64;
+            t.number = number;
+            t.params = p;
+            t.values = Some(vec![1.0 - f1, f2]);
+            history.push(t);
+        }
+    }
+
+    #[test]
+    fn a_resumed_study_continues_exactly_as_an_uninterrupted_one() {
+        // The sampler keeps no state: a study stopped after 25 trials (mid-generation) and
+        // resumed by a new sampler instance, as another worker process would, makes the same
+        // suggestions as one run straight through.
+        let o = || Nsga2Options {
+            population_size: 8,
+            ..Nsga2Options::default()
+        };
+        let mut straight = vec![];
+        continue_study(&Nsga2Sampler::new(4, o()), &mut straight, 40);
+        let mut resumed = vec![];
+        continue_study(&Nsga2Sampler::new(4, o()), &mut resumed, 25);
+        continue_study(&Nsga2Sampler::new(4, o()), &mut resumed, 40);
+        assert_eq!(straight, resumed);
+        // And the evolution did move: the children are not the quasi-random start's points.
+        let start = |n: u64| data::startup_point(4, n, 2);
+        assert!((8..40).any(|n| {
+            let x0 = straight[n as usize].params["x0"].as_f64().unwrap();
+            (x0 - start(n)[0]).abs() > 1e-9
+        }));
+    }
+
     #[test]
     fn bad_options_are_rejected() {
         for o in [
