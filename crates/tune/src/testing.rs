@@ -524,7 +524,8 @@ fn zdt_g(x: &[f64]) -> f64 {
 /// Runs `sampler` for `trials` sequential trials on the two-cost `problem` over `d` parameters
 /// `x0..` in `[0, 1]`, recorded as a real study would: accuracy `1 − f1` (maximised) and energy
 /// `f2` (minimised). Returns the hypervolume of all the evaluated `(f1, f2)` below the
-/// reference point `(1.1, 11)` (the true front of ZDT1 dominates ≈ 11.77 of it, that of ZDT2 ≈ 11.43).
+/// reference point `(1.1, 11)` (the true front of ZDT1 dominates ≈ 11.77 of it, that of ZDT2
+/// ≈ 11.43).
 pub fn two_objective_hypervolume(
     sampler: &dyn Sampler,
     problem: fn(&[f64]) -> (f64, f64),

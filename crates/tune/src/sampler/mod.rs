@@ -1,7 +1,8 @@
 //! The sampler contract, and the samplers built into this crate.
 //!
-//! `grid`, `random` and `quasi` (Halton, scrambled Sobol) live here; the model-based samplers
-//! (Gaussian-process BO, TPE, multi-objective ParEGO and NSGA-II) live in their own modules beside them.
+//! `grid`, `random` and `quasi` (Halton, scrambled Sobol) live here; the model-based and
+//! evolutionary samplers (Gaussian-process BO, TPE, and for several objectives ParEGO and
+//! NSGA-II) live in their own modules beside them.
 
 pub mod gp;
 pub mod grid;
