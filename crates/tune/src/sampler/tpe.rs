@@ -228,13 +228,13 @@ fn default_weights(n: usize) -> Vec<f64> {
 /// A Parzen estimator in the unit cube: `k` components over `d` dimensions, the last one the
 /// prior.
 struct Parzen {
-    d: usize,
     k: usize,
     /// ln of the normalised component weights.
     log_w: Vec<f64>,
     /// Cumulative weights, for sampling.
     cum_w: Vec<f64>,
-    /// Per component and dimension (`c * d + j`): mean, 1/σ, and ln of the truncated normal's
+    /// Per dimension and component (`j * k + c`, so that one dimension's components are
+    /// contiguous for the density loop): mean, 1/σ, and ln of the truncated normal's
     /// normalising factor `−ln σ − ln √(2π) − ln Z` (numeric dimensions).
     mu: Vec<f64>,
     inv_sigma: Vec<f64>,
@@ -242,8 +242,6 @@ struct Parzen {
     /// Categorical dimensions: for each, the level centres and per component ln-probabilities
     /// (`c * levels + i`).
     cats: Vec<Option<(Vec<f64>, Vec<f64>)>>,
-    /// Whether any dimension is categorical.
-    any_cat: bool,
 }
 
 impl Parzen {
@@ -390,10 +388,15 @@ impl Parzen {
             };
             log_norm[i] = -cache.1 - LN_SQRT_2PI - ln_mass;
         }
-        let any_cat = cats.iter().any(Option::is_some);
+        // Built component-major above; stored dimension-major.
+        let transpose = |v: &[f64]| -> Vec<f64> {
+            (0..d)
+                .flat_map(|j| (0..k).map(move |c| v[c * d + j]))
+                .collect()
+        };
+        let (mu, inv_sigma, log_norm) =
+            (transpose(&mu), transpose(&inv_sigma), transpose(&log_norm));
         Parzen {
-            any_cat,
-            d,
             k,
             log_w,
             cum_w,
@@ -422,10 +425,8 @@ impl Parzen {
             }
             return levels[m - 1];
         }
-        let (m, s) = (
-            self.mu[c * self.d + j],
-            1.0 / self.inv_sigma[c * self.d + j],
-        );
+        let i = j * self.k + c;
+        let (m, s) = (self.mu[i], 1.0 / self.inv_sigma[i]);
         for _ in 0..64 {
             let v = m + s * rng.normal();
             if (0.0..=1.0).contains(&v) {
@@ -453,32 +454,36 @@ impl Parzen {
             let m = levels.len();
             return lp[c * m + nearest(levels, v)];
         }
-        let i = c * self.d + j;
+        let i = j * self.k + c;
         let z = (v - self.mu[i]) * self.inv_sigma[i];
         self.log_norm[i] - 0.5 * z * z
     }
 
     /// ln of the joint density at `x`; `terms` is scratch space.
     fn log_pdf(&self, x: &[f64], terms: &mut Vec<f64>) -> f64 {
-        let d = self.d;
+        let k = self.k;
         terms.clear();
-        let mut max = f64::NEG_INFINITY;
-        for c in 0..self.k {
-            let mut s = self.log_w[c];
-            if self.any_cat {
-                for (j, &v) in x.iter().enumerate() {
-                    s += self.log_kernel(c, j, v);
+        terms.extend_from_slice(&self.log_w);
+        // Dimension by dimension over all components: contiguous rows the compiler vectorises.
+        for (j, &v) in x.iter().enumerate() {
+            if let Some((levels, lp)) = &self.cats[j] {
+                let (m, i) = (levels.len(), nearest(levels, v));
+                for (c, t) in terms.iter_mut().enumerate() {
+                    *t += lp[c * m + i];
                 }
-            } else {
-                let base = c * d;
-                for (j, &v) in x.iter().enumerate() {
-                    let z = (v - self.mu[base + j]) * self.inv_sigma[base + j];
-                    s += self.log_norm[base + j] - 0.5 * z * z;
-                }
+                continue;
             }
-            max = max.max(s);
-            terms.push(s);
+            let row = j * k..(j + 1) * k;
+            let rows = self.mu[row.clone()]
+                .iter()
+                .zip(&self.inv_sigma[row.clone()])
+                .zip(&self.log_norm[row]);
+            for (t, ((&mu, &inv_sigma), &log_norm)) in terms.iter_mut().zip(rows) {
+                let z = (v - mu) * inv_sigma;
+                *t += log_norm - 0.5 * z * z;
+            }
         }
+        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !max.is_finite() {
             return max;
         }
@@ -675,7 +680,7 @@ mod tests {
             };
             let p = Parzen::new(&refs, &kinds, &o);
             // First component's bandwidth per dimension.
-            (0..2).map(|j| 1.0 / p.inv_sigma[j]).collect()
+            (0..2).map(|j| 1.0 / p.inv_sigma[j * p.k]).collect()
         };
         // 200 evenly spread points: standard deviation ≈ 1/√12 in both dimensions.
         let spread: Vec<Vec<f64>> = (0..200)
