@@ -497,6 +497,48 @@ pub fn check_sampler(make: &dyn Fn(u64) -> Box<dyn Sampler>, history_len: u64) {
     }
 }
 
+/// A trial with these parameters, values and state, and nothing else recorded.
+pub fn trial(number: u64, params: Params, values: Option<Vec<f64>>, state: TrialState) -> Trial {
+    Trial {
+        id: number as i64,
+        number,
+        state,
+        params,
+        values,
+        intermediate: vec![],
+        energy: None,
+        attrs: BTreeMap::new(),
+        worker: None,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+/// Continues `history` to `total` sequential trials: each asks `sampler` for parameters and
+/// completes with the values `objective` gives them (one per objective of the study).
+pub fn run_trials(
+    sampler: &dyn Sampler,
+    space: &SearchSpace,
+    objectives: &[Objective],
+    history: &mut Vec<Trial>,
+    total: u64,
+    mut objective: impl FnMut(&Params) -> Vec<f64>,
+) {
+    for number in history.len() as u64..total {
+        let ctx = SampleContext {
+            space,
+            objectives,
+            history,
+            number,
+        };
+        let p = sampler
+            .suggest(&ctx)
+            .unwrap_or_else(|e| panic!("{}: suggest failed: {e}", sampler.name()));
+        let values = objective(&p);
+        history.push(trial(number, p, Some(values), TrialState::Complete));
+    }
+}
+
 /// Median of `values` (mean of the middle two for an even count; NaN when empty), for quality
 /// checks over several seeds.
 pub fn median(mut values: Vec<f64>) -> f64 {
@@ -537,37 +579,21 @@ pub fn two_objective_hypervolume(
             .map(|i| (format!("x{i}"), Distribution::float(0.0, 1.0)))
             .collect(),
     };
-    let objectives = sampler_objectives();
-    let mut history: Vec<Trial> = vec![];
     let mut points = vec![];
-    for number in 0..trials {
-        let ctx = SampleContext {
-            space: &space,
-            objectives: &objectives,
-            history: &history,
-            number,
-        };
-        let p = sampler
-            .suggest(&ctx)
-            .unwrap_or_else(|e| panic!("{}: suggest failed: {e}", sampler.name()));
-        let x: Vec<f64> = (0..d)
-            .map(|i| p[&format!("x{i}")].as_f64().unwrap_or(f64::NAN))
-            .collect();
-        let (f1, f2) = problem(&x);
-        points.push((f1, f2));
-        history.push(Trial {
-            id: number as i64,
-            number,
-            state: TrialState::Complete,
-            params: p,
-            values: Some(vec![1.0 - f1, f2]),
-            intermediate: vec![],
-            energy: None,
-            attrs: BTreeMap::new(),
-            worker: None,
-            started_at: None,
-            finished_at: None,
-        });
-    }
+    run_trials(
+        sampler,
+        &space,
+        &sampler_objectives(),
+        &mut vec![],
+        trials,
+        |p| {
+            let x: Vec<f64> = (0..d)
+                .map(|i| p[&format!("x{i}")].as_f64().unwrap_or(f64::NAN))
+                .collect();
+            let (f1, f2) = problem(&x);
+            points.push((f1, f2));
+            vec![1.0 - f1, f2]
+        },
+    );
     crate::sampler::nsga2::hypervolume_2d(&points, (1.1, 11.0))
 }

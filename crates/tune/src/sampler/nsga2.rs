@@ -432,7 +432,9 @@ mod tests {
     use super::*;
     use crate::sampler::random::RandomSampler;
     use crate::space::{Distribution, ParamValue, SearchSpace};
-    use crate::testing::{median, sampler_objectives, two_objective_hypervolume, zdt1, zdt2};
+    use crate::testing::{
+        median, run_trials, sampler_objectives, trial, two_objective_hypervolume, zdt1, zdt2,
+    };
     use crate::trial::{Trial, TrialState};
 
     #[test]
@@ -538,19 +540,7 @@ mod tests {
                 p.insert("layers".into(), ParamValue::Int(3));
                 let opt = if i % 2 == 0 { "sgd" } else { "rmsprop" };
                 p.insert("opt".into(), ParamValue::Str(opt.into()));
-                Trial {
-                    id: i as i64,
-                    number: i,
-                    state: TrialState::Complete,
-                    params: p,
-                    values: Some(vec![i as f64, i as f64]),
-                    intermediate: vec![],
-                    energy: None,
-                    attrs: Default::default(),
-                    worker: None,
-                    started_at: None,
-                    finished_at: None,
-                }
+                trial(i, p, Some(vec![i as f64, i as f64]), TrialState::Complete)
             })
             .collect()
     }
@@ -711,23 +701,17 @@ mod tests {
             ("x0", Distribution::float(0.0, 1.0)),
             ("x1", Distribution::float(0.0, 1.0)),
         ]);
-        let objectives = sampler_objectives();
-        for number in history.len() as u64..total {
-            let ctx = SampleContext {
-                space: &space,
-                objectives: &objectives,
-                history,
-                number,
-            };
-            let p = sampler.suggest(&ctx).unwrap();
-            let (f1, f2) = zdt1(&[p["x0"].as_f64().unwrap(), p["x1"].as_f64().unwrap()]);
-            let mut t = parents(1).remove(0);
-            t.id = number as i64;
-            t.number = number;
-            t.params = p;
-            t.values = Some(vec![1.0 - f1, f2]);
-            history.push(t);
-        }
+        run_trials(
+            sampler,
+            &space,
+            &sampler_objectives(),
+            history,
+            total,
+            |p| {
+                let (f1, f2) = zdt1(&[p["x0"].as_f64().unwrap(), p["x1"].as_f64().unwrap()]);
+                vec![1.0 - f1, f2]
+            },
+        );
     }
 
     #[test]

@@ -561,8 +561,8 @@ mod tests {
     use super::*;
     use crate::sampler::random::RandomSampler;
     use crate::space::{Distribution, SearchSpace};
-    use crate::testing::median;
-    use crate::trial::{Direction, Objective, Trial, TrialState};
+    use crate::testing::{median, run_trials};
+    use crate::trial::{Direction, Objective};
 
     #[test]
     fn conforms_to_the_sampler_contract() {
@@ -599,32 +599,12 @@ mod tests {
             metric: "loss".into(),
             direction: Direction::Minimize,
         }];
-        let mut history: Vec<Trial> = vec![];
         let mut best = f64::INFINITY;
-        for number in 0..trials {
-            let ctx = SampleContext {
-                space: &space,
-                objectives: &objectives,
-                history: &history,
-                number,
-            };
-            let p = sampler.suggest(&ctx).unwrap();
+        run_trials(sampler, &space, &objectives, &mut vec![], trials, |p| {
             let v = branin(&[p["x0"].as_f64().unwrap(), p["x1"].as_f64().unwrap()]);
             best = best.min(v);
-            history.push(Trial {
-                id: number as i64,
-                number,
-                state: TrialState::Complete,
-                params: p,
-                values: Some(vec![v]),
-                intermediate: vec![],
-                energy: None,
-                attrs: Default::default(),
-                worker: None,
-                started_at: None,
-                finished_at: None,
-            });
-        }
+            vec![v]
+        });
         best
     }
 

@@ -1,31 +1,9 @@
 //! Unit tests of the GP sampler: model fit, determinism, bounds, optimisation of a quadratic.
 
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::space::{Distribution, ParamValue, SearchSpace};
+use crate::testing::{run_trials, trial};
 use crate::trial::{Direction, Objective, Trial, TrialState};
-
-pub(crate) fn trial(
-    number: u64,
-    params: Params,
-    values: Option<Vec<f64>>,
-    state: TrialState,
-) -> Trial {
-    Trial {
-        id: number as i64,
-        number,
-        state,
-        params,
-        values,
-        intermediate: vec![],
-        energy: None,
-        attrs: BTreeMap::new(),
-        worker: None,
-        started_at: None,
-        finished_at: None,
-    }
-}
 
 fn float_space(d: usize, low: f64, high: f64) -> SearchSpace {
     SearchSpace {
@@ -54,17 +32,9 @@ fn run_study(
     }];
     let d = space.dims();
     let mut history = vec![];
-    for number in 0..n {
-        let ctx = SampleContext {
-            space,
-            objectives: &objectives,
-            history: &history,
-            number,
-        };
-        let p = sampler.suggest(&ctx).unwrap();
-        let v = f(&xs(&p, d));
-        history.push(trial(number, p, Some(vec![v]), TrialState::Complete));
-    }
+    run_trials(sampler, space, &objectives, &mut history, n, |p| {
+        vec![f(&xs(p, d))]
+    });
     history
 }
 
