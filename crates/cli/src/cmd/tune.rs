@@ -35,7 +35,7 @@ pub struct Args {
     /// Study name (overrides `name` in the config).
     #[arg(long)]
     pub study: Option<String>,
-    /// Sampler (overrides [sampler] name): grid, random, halton, sobol, gp, tpe, parego.
+    /// Sampler (overrides [sampler] name): grid, random, halton, sobol, gp, tpe, parego, nsga2.
     #[arg(long)]
     pub sampler: Option<String>,
     /// Sampler seed (overrides [sampler] seed).
