@@ -74,7 +74,11 @@ impl Block {
     pub(crate) fn forward(&self, x: Act) -> Option<Act> {
         Some(match (self, x) {
             (Block::Conv(m), Act::Map(t)) => Act::Map(m.forward(t)),
-            (Block::Norm(m), Act::Map(t)) => Act::Map(m.forward(t)),
+            (Block::Norm(m), Act::Map(t)) => Act::Map(if t.device().is_autodiff() {
+                batch_norm_train(m, t)
+            } else {
+                m.forward(t)
+            }),
             (Block::Relu(m), Act::Map(t)) => Act::Map(m.forward(t)),
             (Block::Relu(m), Act::Flat(t)) => Act::Flat(m.forward(t)),
             (Block::Pool(m), Act::Map(t)) => Act::Map(m.forward(t)),
@@ -87,6 +91,45 @@ impl Block {
             _ => return None,
         })
     }
+}
+
+/// Batch normalisation in training mode, as Burn's `BatchNorm::forward` computes it (batch
+/// statistics, biased variance, running statistics updated with the layer's momentum), but with
+/// the per-channel reductions taken along contiguous memory: `N × C × H × W` is viewed as
+/// `N × C × HW` and reduced over the last axis, then over the batch. Burn's generic version
+/// swaps the batch and channel axes first, which on the flex backend copies the whole activation
+/// for each statistic and again for each gradient.
+pub(crate) fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let count = (n * h * w).max(1) as f64;
+    let flat = x.reshape([n, c, h * w]);
+    let mean = flat.clone().sum_dim(2).sum_dim(0).div_scalar(count);
+    let centered = flat - mean.clone();
+    let variance = (centered.clone() * centered.clone())
+        .sum_dim(2)
+        .sum_dim(0)
+        .div_scalar(count);
+    let scale =
+        variance.clone().add_scalar(bn.epsilon).sqrt().recip() * bn.gamma.val().reshape([1, c, 1]);
+    let y = centered * scale + bn.beta.val().reshape([1, c, 1]);
+
+    let device = y.device();
+    let momentum = bn.momentum;
+    let running_mean = bn
+        .running_mean
+        .value_sync()
+        .to_device(&device)
+        .mul_scalar(1.0 - momentum)
+        .add(mean.detach().reshape([c]).mul_scalar(momentum));
+    let running_var = bn
+        .running_var
+        .value_sync()
+        .to_device(&device)
+        .mul_scalar(1.0 - momentum)
+        .add(variance.detach().reshape([c]).mul_scalar(momentum));
+    bn.running_mean.update(running_mean.detach());
+    bn.running_var.update(running_var.detach());
+    y.reshape([n, c, h, w])
 }
 
 impl Net {
@@ -191,4 +234,91 @@ fn uniform_param<const D: usize>(
     let n: usize = shape.iter().product();
     let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
     Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
+        let a: Vec<f32> = a.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let b: Vec<f32> = b.into_data().try_to_vec::<f32>().unwrap_or_default();
+        assert_eq!(a.len(), b.len(), "{what}");
+        assert!(!a.is_empty(), "{what}");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    fn vec1(t: Tensor<1>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap_or_default()
+    }
+
+    #[test]
+    fn contiguous_batch_norm_matches_burns_in_values_gradients_and_running_statistics() {
+        let device = Device::flex().autodiff();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let dims = [4, 3, 5, 6];
+        let values: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|i| rng.random_range(-2.0..2.0) + (i % 3) as f32)
+            .collect();
+        let input = || {
+            Tensor::<4>::from_data(TensorData::new(values.clone(), dims), &device).require_grad()
+        };
+        let mut ours = BatchNormConfig::new(3).init(&device);
+        ours.gamma = Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![0.5f32, 1.5, -1.0], [3]),
+            &device,
+        ));
+        ours.beta = Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![0.1f32, -0.2, 0.3], [3]),
+            &device,
+        ));
+        let theirs = ours.clone();
+        let weights = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..values.len())
+                    .map(|i| (i % 7) as f32 - 3.0)
+                    .collect::<Vec<_>>(),
+                dims,
+            ),
+            &device,
+        );
+
+        let (x1, x2) = (input(), input());
+        let y1 = batch_norm_train(&ours, x1.clone());
+        let y2 = theirs.forward(x2.clone());
+        close(y1.clone(), y2.clone(), "output");
+        let g1 = (y1 * weights.clone()).sum().backward();
+        let g2 = (y2 * weights).sum().backward();
+        let grad = |x: &Tensor<4>, g: &burn::tensor::Gradients| -> Tensor<4> {
+            Tensor::from_inner(x.grad(g).unwrap_or_else(|| panic!("no input gradient")))
+        };
+        close(grad(&x1, &g1), grad(&x2, &g2), "input gradient");
+        let pgrad = |p: &Param<Tensor<1>>, g: &burn::tensor::Gradients| -> Vec<f32> {
+            vec1(Tensor::from_inner(
+                p.val().grad(g).unwrap_or_else(|| panic!("no gradient")),
+            ))
+        };
+        for (a, b) in [
+            (pgrad(&ours.gamma, &g1), pgrad(&theirs.gamma, &g2)),
+            (pgrad(&ours.beta, &g1), pgrad(&theirs.beta, &g2)),
+            (
+                vec1(ours.running_mean.value()),
+                vec1(theirs.running_mean.value()),
+            ),
+            (
+                vec1(ours.running_var.value()),
+                vec1(theirs.running_var.value()),
+            ),
+        ] {
+            assert_eq!(a.len(), 3);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{a:?} vs {b:?}");
+            }
+        }
+    }
 }
