@@ -171,7 +171,7 @@ impl BurnTrainer {
             ));
         }
 
-        // Forward, layer by layer, keeping each layer's input.
+        // Forward and backward of each layer, and the loss.
         let model = self.take_model()?;
         let result = self.profile_parts(&model, batch);
         self.model = Some(model);
@@ -208,14 +208,23 @@ impl BurnTrainer {
         model: &Net,
         batch: &Batch,
     ) -> Result<(Vec<LayerTiming>, Seconds), EngineError> {
-        let mut inputs = Vec::with_capacity(model.blocks.len() + 1);
+        // Forward, timed layer by layer in a pass that keeps nothing else alive (as the real
+        // step): holding on to a layer's input would stop the backend from reusing its buffer
+        // and inflate the next layer's time.
         let mut forward = Vec::with_capacity(model.blocks.len());
         let mut act = Act::Map(self.images(batch, &self.device));
         for block in &model.blocks {
-            inputs.push(act.clone());
             let start = self.clock()?;
             act = block.forward(act).ok_or_else(shape_bug)?;
             forward.push(self.elapsed(start)?);
+        }
+        drop(act);
+        // An untimed pass keeps every layer's input for the backward measurements.
+        let mut inputs = Vec::with_capacity(model.blocks.len() + 1);
+        let mut act = Act::Map(self.images(batch, &self.device));
+        for block in &model.blocks {
+            inputs.push(act.clone());
+            act = block.forward(act).ok_or_else(shape_bug)?;
         }
         let Act::Flat(logits) = act else {
             return Err(shape_bug());
