@@ -31,7 +31,7 @@ fn replicate_runs_both_studies_resumes_and_reports() {
     let data = tempfile::tempdir().unwrap();
     tiny_dataset(data.path(), 256, 128);
     let out = tempfile::tempdir().unwrap();
-    let run = || {
+    let run_with = |limit_train: &str| {
         greenlab(&[
             "replicate",
             "--data-dir",
@@ -45,9 +45,10 @@ fn replicate_runs_both_studies_resumes_and_reports() {
             "--trials",
             "3",
             "--limit-train",
-            "256",
+            limit_train,
         ])
     };
+    let run = || run_with("256");
     let first = run();
     assert!(first.status.success(), "{}", stderr(&first));
     let counts = trial_counts(&out.path().join("greenlab.db"));
@@ -98,21 +99,7 @@ fn replicate_runs_both_studies_resumes_and_reports() {
     assert_eq!(trial_counts(&out.path().join("greenlab.db")), counts);
 
     // Other training settings in the same storage are refused, not mixed into the studies.
-    let other = greenlab(&[
-        "replicate",
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--meter",
-        "estimate",
-        "--repetitions",
-        "2",
-        "--trials",
-        "3",
-        "--limit-train",
-        "128",
-    ]);
+    let other = run_with("128");
     assert!(!other.status.success());
     assert!(
         stderr(&other).contains("other training settings"),
