@@ -49,13 +49,11 @@ impl Act {
         }
     }
 
-    /// Sum of the activation multiplied element-wise by a cotangent of the same shape: a
-    /// scalar whose backward pass feeds `cotangent` into the graph behind `self`.
-    pub(crate) fn weighted_sum(self, cotangent: &Act) -> Option<Tensor<1>> {
-        match (self, cotangent) {
-            (Act::Map(a), Act::Map(c)) => Some((a * c.clone()).sum()),
-            (Act::Flat(a), Act::Flat(c)) => Some((a * c.clone()).sum()),
-            _ => None,
+    /// The sum of all elements: a scalar whose backward pass feeds ones into the graph.
+    pub(crate) fn total(self) -> Tensor<1> {
+        match self {
+            Act::Map(a) => a.sum(),
+            Act::Flat(a) => a.sum(),
         }
     }
 

@@ -218,14 +218,6 @@ impl BurnTrainer {
             act = block.forward(act).ok_or_else(shape_bug)?;
             forward.push(self.elapsed(start)?);
         }
-        drop(act);
-        // An untimed pass keeps every layer's input for the backward measurements.
-        let mut inputs = Vec::with_capacity(model.blocks.len() + 1);
-        let mut act = Act::Map(self.images(batch, &self.device));
-        for block in &model.blocks {
-            inputs.push(act.clone());
-            act = block.forward(act).ok_or_else(shape_bug)?;
-        }
         let Act::Flat(logits) = act else {
             return Err(shape_bug());
         };
@@ -237,33 +229,39 @@ impl BurnTrainer {
         let _grads = Self::loss(scores, one_hot).backward();
         let loss = self.elapsed(start)?;
 
-        // Backward, layer by layer: each layer alone on its detached input, fed a cotangent of
-        // ones. The cost of the bookkeeping around it (multiplying by the cotangent, summing,
-        // walking the graph) is measured on an identity and subtracted.
+        // Backward, by differences of prefixes: the network up to layer k runs forward from
+        // the images (untimed), its output is summed, and the backward pass through the whole
+        // prefix is timed; layer k's backward is that time minus the prefix up to layer k − 1.
+        // Measuring layers inside the real graph (rather than each alone on a detached input)
+        // keeps what the real backward pass does between layers — buffers handed on and
+        // reused, one walk of one graph — so the parts add up to the whole. The sum's own
+        // gradient is timed on a same-shaped leaf and taken off each prefix.
         let mut layers = Vec::with_capacity(model.blocks.len());
-        for (i, (block, input)) in model.blocks.iter().zip(inputs).enumerate() {
-            // The first layer's input is data: the real step computes no gradient for it.
-            let x = input.leaf(i > 0);
-            let out = block.forward(x).ok_or_else(shape_bug)?;
-            let cotangent = out.ones_like(&self.device);
-            let baseline_leaf = out.clone().leaf(true);
-            let sum = out.weighted_sum(&cotangent).ok_or_else(shape_bug)?;
+        let mut previous = 0.0;
+        for (k, &forward) in forward.iter().enumerate() {
+            let mut act = Act::Map(self.images(batch, &self.device));
+            for block in &model.blocks[..=k] {
+                act = block.forward(act).ok_or_else(shape_bug)?;
+            }
+            let baseline_leaf = act.ones_like(&self.device).leaf(true);
+            let sum = act.total();
             let start = self.clock()?;
-            let _grads = sum.backward();
-            let with_layer = self.elapsed(start)?;
-            let sum = baseline_leaf
-                .weighted_sum(&cotangent)
-                .ok_or_else(shape_bug)?;
+            let grads = sum.backward();
+            let prefix = self.elapsed(start)?;
+            drop(grads);
+            let sum = baseline_leaf.total();
             let start = self.clock()?;
-            let _grads = sum.backward();
+            let grads = sum.backward();
             let baseline = self.elapsed(start)?;
-            let kind = self.spec.layers[i].layer.kind();
+            drop(grads);
+            let through_k = prefix.0 - baseline.0;
             layers.push(LayerTiming {
-                index: i,
-                kind,
-                forward: forward[i],
-                backward: Some(Seconds((with_layer.0 - baseline.0).max(0.0))),
+                index: k,
+                kind: self.spec.layers[k].layer.kind(),
+                forward,
+                backward: Some(Seconds((through_k - previous).max(0.0))),
             });
+            previous = through_k.max(previous);
         }
         Ok((layers, loss))
     }

@@ -124,8 +124,8 @@ pub struct LayerProfileReport {
     pub whole_step_energy: Estimate,
     /// The sum of all attributed parts (seconds).
     pub attributed: Estimate,
-    /// `whole_step − attributed`, per repetition (seconds; negative when the parts, timed in
-    /// isolation, cost more than the step).
+    /// `whole_step − attributed`, per repetition (seconds; negative when the parts, each timed
+    /// with the device synchronised around it, cost more than the step).
     pub unattributed: Estimate,
     /// `unattributed / whole_step` in percent (target: within ±5 %).
     pub unattributed_percent: Estimate,
