@@ -158,31 +158,19 @@ impl TorchTrainer {
     /// The profiled step; see [`Trainer::profile_step`] below for the method.
     fn profiled(&mut self, images: &Tensor, labels: &Tensor) -> Result<StepProfile, TchError> {
         let n = self.ops.len();
-        self.optimizer.zero_grad()?;
-        // Forward, one layer at a time. Each layer after the first gets a detached copy of its
-        // input that requires a gradient, so every layer has a graph of its own and its
-        // backward can be run (and timed) alone.
-        let mut inputs: Vec<Tensor> = Vec::with_capacity(n);
-        let mut outputs: Vec<Tensor> = Vec::with_capacity(n);
+        // Forward, one layer at a time, on the real graph.
         let mut forward = Vec::with_capacity(n);
         let mut current = images.shallow_clone();
-        for (i, op) in self.ops.iter().enumerate() {
-            let input = if i == 0 {
-                current
-            } else {
-                current.f_detach()?.set_requires_grad(true)
-            };
+        for op in &self.ops {
             self.sync();
             let start = Instant::now();
-            let output = op.forward(&input, true)?;
+            current = op.forward(&current, true)?;
             self.sync();
             forward.push(Seconds::from(start.elapsed()));
-            current = output.shallow_clone();
-            inputs.push(input);
-            outputs.push(output);
         }
         // Loss, forward and backward, on a leaf holding the logits.
         let logits = current.f_detach()?.set_requires_grad(true);
+        drop(current);
         self.sync();
         let start = Instant::now();
         let loss =
@@ -190,29 +178,37 @@ impl TorchTrainer {
         loss.f_backward()?;
         self.sync();
         let loss_time = Seconds::from(start.elapsed());
-        // Backward, last layer first, with the real upstream gradient. tch has no
-        // `backward(gradient)`, so the gradient g is fed through the surrogate
-        // `sum(output · g)`, whose own cost (measured on a leaf of the same shape right after)
-        // is subtracted.
-        let mut grad = logits.f_grad()?;
-        let mut backward = vec![Seconds(0.0); n];
-        for i in (0..n).rev() {
+        // Backward, by differences of prefixes: the network up to layer k runs forward from
+        // the images (untimed), its output is summed and the backward pass through the whole
+        // prefix is timed; layer k's backward is that minus the prefix up to layer k − 1. The
+        // sum's own gradient, timed on a leaf of the same shape, is taken off each prefix.
+        let mut backward = Vec::with_capacity(n);
+        let mut previous = 0.0f64;
+        for k in 0..n {
+            self.optimizer.zero_grad()?;
+            let out = net::forward(&self.ops[..=k], images, true)?;
+            let leaf = out.f_detach()?.set_requires_grad(true);
+            let sum = out.f_sum(Kind::Float)?;
+            drop(out);
             self.sync();
             let start = Instant::now();
-            outputs[i].f_mul(&grad)?.f_sum(Kind::Float)?.f_backward()?;
+            sum.f_backward()?;
             self.sync();
-            let raw = start.elapsed().as_secs_f64();
-            let leaf = outputs[i].f_detach()?.set_requires_grad(true);
+            let prefix = start.elapsed().as_secs_f64();
+            let sum = leaf.f_sum(Kind::Float)?;
             self.sync();
             let start = Instant::now();
-            leaf.f_mul(&grad)?.f_sum(Kind::Float)?.f_backward()?;
+            sum.f_backward()?;
             self.sync();
-            let surrogate = start.elapsed().as_secs_f64();
-            backward[i] = Seconds((raw - surrogate).max(0.0));
-            if i > 0 {
-                grad = inputs[i].f_grad()?;
-            }
+            let through_k = prefix - start.elapsed().as_secs_f64();
+            backward.push(Seconds((through_k - previous).max(0.0)));
+            previous = previous.max(through_k);
         }
+        // The gradients of an ordinary step (untimed), so the Adam update timed next is real.
+        self.optimizer.zero_grad()?;
+        net::forward(&self.ops, images, true)?
+            .f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)?
+            .f_backward()?;
         self.sync();
         let start = Instant::now();
         self.optimizer.step()?;
@@ -281,13 +277,15 @@ impl Trainer for TorchTrainer {
     /// Times each layer's forward and backward pass, the loss and the optimiser, with the
     /// device synchronised around each part, then a whole ordinary step on the same batch.
     ///
-    /// Method: the forward runs layer by layer, each layer on a detached copy of its input,
-    /// so that each layer's backward can be run alone with the real gradient from the layer
-    /// above (fed through the surrogate `sum(output · g)`; the surrogate's own cost, measured
-    /// on a leaf of the same shape, is subtracted and the difference clamped at zero). The
-    /// gradients reaching the parameters are exactly those of an ordinary step, so the Adam
-    /// update that follows is a real one. Two steps are taken: the profiled one and the
-    /// ordinary one timed as `whole_step`.
+    /// Method: the forward is timed layer by layer on the real graph. Each layer's backward
+    /// is a difference of prefixes: the network up to layer k is run forward from the images,
+    /// its output summed, and the backward through the prefix timed; layer k gets that time
+    /// minus the prefix up to k − 1 (the sum's own gradient, timed on a leaf of the same shape,
+    /// is taken off; differences clamped at zero). Layers are thus measured inside one graph,
+    /// as the real backward runs them, and the parts add up to the whole backward. Before the
+    /// timed Adam update the gradients of an ordinary step are computed, so the update is a
+    /// real one. Two steps are taken: the profiled one and the ordinary one timed as
+    /// `whole_step` (batch-norm running statistics see every profiling forward pass).
     fn profile_step(&mut self, batch: &Batch) -> Result<StepProfile, EngineError> {
         let (images, labels) = self.tensors(batch)?;
         let mut profile = self.profiled(&images, &labels).map_err(backend)?;
