@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use greenlab_data::Batch;
 use greenlab_engine::{
     AdamConfig, EngineError, EvalStats, LayerTiming, StepProfile, StepStats, Trainer,
+    prefix_differences,
 };
 use greenlab_meter::Seconds;
 use greenlab_model::NetworkSpec;
@@ -236,9 +237,8 @@ impl BurnTrainer {
         // keeps what the real backward pass does between layers — buffers handed on and
         // reused, one walk of one graph — so the parts add up to the whole. The sum's own
         // gradient is timed on a same-shaped leaf and taken off each prefix.
-        let mut layers = Vec::with_capacity(model.blocks.len());
-        let mut previous = 0.0;
-        for (k, &forward) in forward.iter().enumerate() {
+        let mut through = Vec::with_capacity(model.blocks.len());
+        for k in 0..model.blocks.len() {
             let mut act = Act::Map(self.images(batch, &self.device));
             for block in &model.blocks[..=k] {
                 act = block.forward(act).ok_or_else(shape_bug)?;
@@ -254,15 +254,19 @@ impl BurnTrainer {
             let grads = sum.backward();
             let baseline = self.elapsed(start)?;
             drop(grads);
-            let through_k = prefix.0 - baseline.0;
-            layers.push(LayerTiming {
+            through.push(prefix.0 - baseline.0);
+        }
+        let layers = forward
+            .into_iter()
+            .zip(prefix_differences(&through))
+            .enumerate()
+            .map(|(k, (forward, backward))| LayerTiming {
                 index: k,
                 kind: self.spec.layers[k].layer.kind(),
                 forward,
-                backward: Some(Seconds((through_k - previous).max(0.0))),
-            });
-            previous = through_k.max(previous);
-        }
+                backward: Some(backward),
+            })
+            .collect();
         Ok((layers, loss))
     }
 

@@ -140,6 +140,22 @@ pub struct LayerTiming {
     pub backward: Option<Seconds>,
 }
 
+/// Per-layer backward times from timed prefixes of the network: `through[k]` is the backward
+/// pass through layers `0..=k` (bookkeeping taken off). Layer `k` gets its increment over the
+/// slowest shorter prefix, floored at zero, so the parts add up to the slowest prefix and one
+/// noisy reading cannot make a layer negative.
+pub fn prefix_differences(through: &[f64]) -> Vec<Seconds> {
+    let mut previous = 0.0f64;
+    through
+        .iter()
+        .map(|&t| {
+            let layer = Seconds((t - previous).max(0.0));
+            previous = previous.max(t);
+            layer
+        })
+        .collect()
+}
+
 /// Time spent outside the layers in a training step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepProfile {
@@ -197,5 +213,22 @@ pub trait Engine: Send + Sync {
     /// A function that waits for the device, for energy windows' edges; `None` on CPU engines.
     fn sync_hook(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_differences_add_up_and_never_go_negative() {
+        let layers = prefix_differences(&[2.0, 5.0, 4.5, 9.0]);
+        assert_eq!(
+            layers,
+            vec![Seconds(2.0), Seconds(3.0), Seconds(0.0), Seconds(4.0)]
+        );
+        let total: f64 = layers.iter().map(|s| s.0).sum();
+        assert_eq!(total, 9.0, "the parts add up to the slowest prefix");
+        assert!(prefix_differences(&[]).is_empty());
     }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 use greenlab_data::Batch;
 use greenlab_engine::{
     AdamConfig, EngineError, EvalStats, LayerTiming, StepProfile, StepStats, Trainer,
+    prefix_differences,
 };
 use greenlab_meter::Seconds;
 use greenlab_model::{InputShape, LayerKind, NetworkSpec};
@@ -135,16 +136,13 @@ impl TorchTrainer {
     }
 
     fn sync(&self) {
-        if let Device::Cuda(index) = self.device {
-            tch::Cuda::synchronize(index as i64);
-        }
+        sync(self.device);
     }
 
     /// A training step; returns the loss (as a tensor) and the correct predictions.
     fn step(&mut self, images: &Tensor, labels: &Tensor) -> Result<StepStats, TchError> {
         let logits = net::forward(&self.ops, images, true)?;
-        let loss =
-            logits.f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)?;
+        let loss = cross_entropy(&logits, labels)?;
         let correct = tch::no_grad(|| count_correct(&logits, labels))?;
         self.optimizer.zero_grad()?;
         loss.f_backward()?;
@@ -158,62 +156,40 @@ impl TorchTrainer {
     /// The profiled step; see [`Trainer::profile_step`] below for the method.
     fn profiled(&mut self, images: &Tensor, labels: &Tensor) -> Result<StepProfile, TchError> {
         let n = self.ops.len();
+        let device = self.device;
         // Forward, one layer at a time, on the real graph.
         let mut forward = Vec::with_capacity(n);
         let mut current = images.shallow_clone();
         for op in &self.ops {
-            self.sync();
-            let start = Instant::now();
-            current = op.forward(&current, true)?;
-            self.sync();
-            forward.push(Seconds::from(start.elapsed()));
+            let (output, time) = timed(device, || op.forward(&current, true))?;
+            current = output;
+            forward.push(time);
         }
         // Loss, forward and backward, on a leaf holding the logits.
         let logits = current.f_detach()?.set_requires_grad(true);
         drop(current);
-        self.sync();
-        let start = Instant::now();
-        let loss =
-            logits.f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)?;
-        loss.f_backward()?;
-        self.sync();
-        let loss_time = Seconds::from(start.elapsed());
+        let ((), loss_time) = timed(device, || cross_entropy(&logits, labels)?.f_backward())?;
         // Backward, by differences of prefixes: the network up to layer k runs forward from
         // the images (untimed), its output is summed and the backward pass through the whole
         // prefix is timed; layer k's backward is that minus the prefix up to layer k − 1. The
         // sum's own gradient, timed on a leaf of the same shape, is taken off each prefix.
-        let mut backward = Vec::with_capacity(n);
-        let mut previous = 0.0f64;
+        let mut through = Vec::with_capacity(n);
         for k in 0..n {
             self.optimizer.zero_grad()?;
             let out = net::forward(&self.ops[..=k], images, true)?;
             let leaf = out.f_detach()?.set_requires_grad(true);
             let sum = out.f_sum(Kind::Float)?;
             drop(out);
-            self.sync();
-            let start = Instant::now();
-            sum.f_backward()?;
-            self.sync();
-            let prefix = start.elapsed().as_secs_f64();
+            let ((), prefix) = timed(device, || sum.f_backward())?;
             let sum = leaf.f_sum(Kind::Float)?;
-            self.sync();
-            let start = Instant::now();
-            sum.f_backward()?;
-            self.sync();
-            let through_k = prefix - start.elapsed().as_secs_f64();
-            backward.push(Seconds((through_k - previous).max(0.0)));
-            previous = previous.max(through_k);
+            let ((), baseline) = timed(device, || sum.f_backward())?;
+            through.push(prefix.0 - baseline.0);
         }
+        let backward = prefix_differences(&through);
         // The gradients of an ordinary step (untimed), so the Adam update timed next is real.
         self.optimizer.zero_grad()?;
-        net::forward(&self.ops, images, true)?
-            .f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)?
-            .f_backward()?;
-        self.sync();
-        let start = Instant::now();
-        self.optimizer.step()?;
-        self.sync();
-        let optimizer = Seconds::from(start.elapsed());
+        cross_entropy(&net::forward(&self.ops, images, true)?, labels)?.f_backward()?;
+        let ((), optimizer) = timed(device, || self.optimizer.step())?;
         let layers = self
             .kinds
             .iter()
@@ -233,6 +209,30 @@ impl TorchTrainer {
             whole_step: Seconds(0.0),
         })
     }
+}
+
+/// Waits for the device's queued work (a no-op on the CPU).
+fn sync(device: Device) {
+    if let Device::Cuda(index) = device {
+        tch::Cuda::synchronize(index as i64);
+    }
+}
+
+/// Runs `f` with `device` synchronised before and after it; returns its result and duration.
+fn timed<T>(
+    device: Device,
+    f: impl FnOnce() -> Result<T, TchError>,
+) -> Result<(T, Seconds), TchError> {
+    sync(device);
+    let start = Instant::now();
+    let out = f()?;
+    sync(device);
+    Ok((out, Seconds::from(start.elapsed())))
+}
+
+/// Mean cross-entropy of `logits` against integer `labels`.
+fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
+    logits.f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)
 }
 
 fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize, TchError> {
@@ -289,11 +289,9 @@ impl Trainer for TorchTrainer {
     fn profile_step(&mut self, batch: &Batch) -> Result<StepProfile, EngineError> {
         let (images, labels) = self.tensors(batch)?;
         let mut profile = self.profiled(&images, &labels).map_err(backend)?;
-        self.sync();
-        let start = Instant::now();
-        self.step(&images, &labels).map_err(backend)?;
-        self.sync();
-        profile.whole_step = Seconds::from(start.elapsed());
+        let (_, whole_step) =
+            timed(self.device, || self.step(&images, &labels)).map_err(backend)?;
+        profile.whole_step = whole_step;
         Ok(profile)
     }
 }
