@@ -32,7 +32,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
 
 /// Installs the handler for SIGINT and SIGTERM (once per process) and returns the flag it sets.
 pub fn install() -> Arc<AtomicBool> {
-    let flag = flag();
+    let flag = Arc::clone(FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))));
     let handler: extern "C" fn(libc::c_int) = on_signal;
     // SAFETY: the handler only does async-signal-safe work (see `on_signal`).
     unsafe {
@@ -40,11 +40,6 @@ pub fn install() -> Arc<AtomicBool> {
         libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
     flag
-}
-
-/// The flag the handler sets (the same one `install` returns; unset until a signal arrives).
-pub fn flag() -> Arc<AtomicBool> {
-    Arc::clone(FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))))
 }
 
 /// Whether an interrupt arrived (false when no handler was installed).

@@ -147,7 +147,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let storage = greenlab_store::open(&url).with_context(|| format!("opening storage {url}"))?;
     eprintln!("storage: {url} (rerun the same command to resume)");
     let worker = format!("factorial-{}", std::process::id());
-    crate::interrupt::install();
     let runs = factorial::run(
         storage.as_ref(),
         &design,

@@ -287,6 +287,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut rq1 = Vec::new();
     if args.only.as_deref() != Some("rq2") {
         let strategies = Strategy::paper(preset.rq1_grid_levels, preset.rq1_gp_startup);
+        let options = RunOptions {
+            workers: 1,
+            tracker: Some(tracker.clone()),
+            cancel: crate::interrupt::install(),
+            ..RunOptions::default()
+        };
         for arch in &preset.rq1_networks {
             let objective = Arc::new(TrainObjective {
                 engine: engine.clone(),
@@ -310,12 +316,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 repetitions: preset.rq1_repetitions,
                 trials: preset.rq1_trials,
                 space: strategies::paper_space(preset.rq1_five_params),
-            };
-            let options = RunOptions {
-                workers: 1,
-                tracker: Some(tracker.clone()),
-                cancel: crate::interrupt::install(),
-                ..RunOptions::default()
             };
             let runs = strategies::run(
                 &storage,
@@ -357,7 +357,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tracker: tracker.clone(),
         };
         let worker = format!("replicate-{}", std::process::id());
-        crate::interrupt::install();
         let runs = factorial::run(
             storage.as_ref(),
             &design,

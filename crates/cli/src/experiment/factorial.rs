@@ -7,11 +7,13 @@
 //! its design point is enqueued again (at most `max_attempts` times).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use greenlab_train::{Control, RunStatus, train_interruptible};
+use greenlab_tune::study::was_interrupted;
 use greenlab_tune::{ParamValue, Params, Storage, Trial, TrialEnergy, TrialOutcome, TrialState};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -134,6 +136,8 @@ pub struct FactorialRun {
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &Trial);
 
 /// Runs (or resumes) the design to completion in this process and returns every finished run.
+/// Ctrl-C stops the run in progress (recorded as interrupted, run again on resume) and returns
+/// [`Interrupted`](crate::interrupt::Interrupted).
 pub fn run(
     storage: &dyn Storage,
     design: &Design,
@@ -161,8 +165,9 @@ pub fn run(
         }
     }
     let lease = Duration::from_secs(120);
+    let interrupt = crate::interrupt::install();
     loop {
-        if crate::interrupt::requested() {
+        if interrupt.load(Ordering::SeqCst) {
             let done = storage
                 .trials(study.id)?
                 .iter()
@@ -180,7 +185,7 @@ pub fn run(
         let Some(trial) = storage.claim_waiting(study.id, worker, lease)? else {
             break;
         };
-        let outcome = run_one(storage, objective, &trial, worker, lease);
+        let outcome = run_one(storage, objective, &trial, worker, lease, &interrupt);
         storage.finish_trial(trial.id, &outcome)?;
         let trials = storage.trials(study.id)?;
         let done = trials
@@ -248,16 +253,13 @@ fn requeue_failed(
     Ok(())
 }
 
-fn was_interrupted(t: &Trial) -> bool {
-    t.attrs.get("interrupted") == Some(&serde_json::Value::Bool(true))
-}
-
 fn run_one(
     storage: &dyn Storage,
     objective: &TrainObjective,
     trial: &Trial,
     worker: &str,
     lease: Duration,
+    interrupt: &AtomicBool,
 ) -> TrialOutcome {
     let failed = |message: String| {
         let mut attrs = BTreeMap::new();
@@ -299,7 +301,7 @@ fn run_one(
             &config,
             &objective.tracker,
             &mut callback,
-            &crate::interrupt::flag(),
+            interrupt,
         );
         drop(done_tx);
         r
