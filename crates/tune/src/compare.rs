@@ -361,16 +361,7 @@ mod tests {
                 v.push(t.energy.as_ref().unwrap().total.0);
             }
         }
-        let objectives = vec![
-            Objective {
-                metric: "accuracy".into(),
-                direction: Direction::Maximize,
-            },
-            Objective {
-                metric: "energy".into(),
-                direction: Direction::Minimize,
-            },
-        ];
+        let objectives = crate::testing::sampler_objectives();
         let front: Vec<u64> = pareto_front(&trials, &objectives)
             .iter()
             .map(|t| t.number)
