@@ -101,14 +101,7 @@ impl Sampler for ParegoSampler {
 
     fn suggest(&self, ctx: &SampleContext<'_>) -> Result<Params, TuneError> {
         ctx.space.validate()?;
-        if ctx.objectives.is_empty() {
-            return Err(TuneError::Sampler {
-                sampler: "parego".into(),
-                message: "the study declares no objectives; add at least one (for example \
-                          accuracy and energy)"
-                    .into(),
-            });
-        }
+        data::require_objectives(ctx, "parego")?;
         let o = &self.options;
         let d = ctx.space.dims();
         let obs = data::observe(ctx);

@@ -143,14 +143,7 @@ impl Sampler for Nsga2Sampler {
     fn suggest(&self, ctx: &SampleContext<'_>) -> Result<Params, TuneError> {
         ctx.space.validate()?;
         self.options.validate()?;
-        if ctx.objectives.is_empty() {
-            return Err(TuneError::Sampler {
-                sampler: "nsga2".into(),
-                message: "the study declares no objectives; add at least one (for example \
-                          accuracy and energy)"
-                    .into(),
-            });
-        }
+        data::require_objectives(ctx, "nsga2")?;
         let o = &self.options;
         let d = ctx.space.dims();
         let obs = data::observe(ctx);

@@ -6,6 +6,7 @@
 //! the region; failed and pruned trials are ignored; running and waiting trials that already
 //! have parameters are *pending* (another worker is evaluating them).
 
+use crate::TuneError;
 use crate::sampler::SampleContext;
 use crate::sampler::rng::TrialRng;
 use crate::space::{Distribution, Params, SearchSpace};
@@ -42,6 +43,19 @@ pub fn unit_point(space: &SearchSpace, params: &Params) -> Option<Vec<f64>> {
     } else {
         space.to_unit(params)
     }
+}
+
+/// A multi-objective sampler's check that the study declares its objectives.
+pub fn require_objectives(ctx: &SampleContext<'_>, sampler: &str) -> Result<(), TuneError> {
+    if ctx.objectives.is_empty() {
+        return Err(TuneError::Sampler {
+            sampler: sampler.into(),
+            message: "the study declares no objectives; add at least one (for example accuracy \
+                      and energy)"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Collects observations from the history. Trials whose parameters do not fit the space (the
