@@ -246,6 +246,13 @@ struct Window {
     flags_at_start: usize,
 }
 
+impl Window {
+    /// Whether the window shared the meters with other lanes (its energy is a share).
+    fn shared(&self) -> bool {
+        self.lane.is_some() && self.concurrency > 1
+    }
+}
+
 struct Inner {
     meters: Vec<Box<dyn Meter>>,
     last: Option<Snapshot>,
@@ -524,9 +531,13 @@ impl Tracker {
         let id = inner.next_id;
         inner.next_id += 1;
         let flags_at_start = inner.flags.len();
-        let shared_start = inner.shared.clone();
         let thread = std::thread::current().id();
         let lane = inner.is_lane(thread).then_some(thread);
+        // Only a lane's window can end up sharing, so only it needs the shared account.
+        let shared_start = match lane {
+            Some(_) => inner.shared.clone(),
+            None => Vec::new(),
+        };
         inner.windows.insert(
             id,
             Window {
@@ -563,9 +574,10 @@ impl Tracker {
             .ok_or(MeterError::UnknownWindow(id.0))?;
         let end = end?;
         let flags = inner.flags[window.flags_at_start.min(inner.flags.len())..].to_vec();
-        let shared_end = inner.shared.clone();
+        // Only a window that shared the meters with other lanes needs the shared account.
+        let shared_end = window.shared().then(|| inner.shared.clone());
         drop(inner);
-        Ok(self.measurement(window, &end, &shared_end, flags))
+        Ok(self.measurement(window, &end, shared_end.as_deref(), flags))
     }
 
     /// Runs `f` inside a window named `name`.
@@ -662,12 +674,12 @@ impl Tracker {
             inner.shared = vec![Joules(0.0); snap.energy.len()];
         }
         let lanes = inner.lanes();
-        if lanes > 0
-            && let Some(last) = &inner.last
-        {
-            let last = last.energy.clone();
-            for (acc, (a, b)) in inner.shared.iter_mut().zip(snap.energy.iter().zip(&last)) {
-                *acc += Joules((*a - *b).0 / lanes as f64);
+        if lanes > 0 {
+            let Inner { shared, last, .. } = &mut *inner;
+            if let Some(last) = last {
+                for (acc, (a, b)) in shared.iter_mut().zip(snap.energy.iter().zip(&last.energy)) {
+                    *acc += Joules((*a - *b).0 / lanes as f64);
+                }
             }
         }
         if let Some(last) = &inner.last {
@@ -700,14 +712,13 @@ impl Tracker {
         &self,
         w: Window,
         end: &Snapshot,
-        shared_end: &[Joules],
+        shared_end: Option<&[Joules]>,
         flags: Vec<String>,
     ) -> Measurement {
         let duration = Seconds::from(end.at.saturating_sub(w.start.at));
         let mut domains = Vec::with_capacity(self.described.len());
         let mut warnings = flags;
-        let shared = w.lane.is_some() && w.concurrency > 1;
-        if shared {
+        if shared_end.is_some() {
             warnings.push(format!(
                 "up to {} threads measured windows at the same time: the counters are \
                  machine-wide, so each interval's energy was split equally among them \
@@ -716,10 +727,9 @@ impl Tracker {
             ));
         }
         for (i, (domain, source)) in self.described.iter().enumerate() {
-            let (to, from) = if shared {
-                (shared_end, w.shared_start.as_slice())
-            } else {
-                (end.energy.as_slice(), w.start.energy.as_slice())
+            let (to, from) = match shared_end {
+                Some(shared_end) => (shared_end, w.shared_start.as_slice()),
+                None => (end.energy.as_slice(), w.start.energy.as_slice()),
             };
             let energy =
                 to.get(i).copied().unwrap_or_default() - from.get(i).copied().unwrap_or_default();
