@@ -289,70 +289,70 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
     let params = trial.params.clone();
     let started = Instant::now();
 
-    let result = std::thread::scope(|scope| {
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let lost_ref = &lost;
-        scope.spawn(move || {
-            loop {
-                match stop_rx.recv_timeout(beat) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        // Transient storage trouble is retried at the next beat; a trial
-                        // that is no longer ours (reaped, finished) stops the heartbeat.
-                        if let Err(TuneError::TrialState { .. } | TuneError::UnknownTrial(_)) =
-                            storage.heartbeat(trial_id, worker, options.lease)
-                        {
-                            lost_ref.store(true, Ordering::Relaxed);
-                            return;
+    let (result, ctx_trial, pruned, storage_error, measured, interrupted) =
+        std::thread::scope(|scope| {
+            let (stop_tx, stop_rx) = mpsc::channel::<()>();
+            let lost_ref = &lost;
+            scope.spawn(move || {
+                loop {
+                    match stop_rx.recv_timeout(beat) {
+                        Err(RecvTimeoutError::Timeout) => {
+                            // Transient storage trouble is retried at the next beat; a trial
+                            // that is no longer ours (reaped, finished) stops the heartbeat.
+                            if let Err(TuneError::TrialState { .. } | TuneError::UnknownTrial(_)) =
+                                storage.heartbeat(trial_id, worker, options.lease)
+                            {
+                                lost_ref.store(true, Ordering::Relaxed);
+                                return;
+                            }
                         }
+                        _ => return,
                     }
-                    _ => return,
                 }
-            }
-        });
-        let window = options
-            .tracker
-            .as_ref()
-            .and_then(|t| t.begin(&format!("trial {}", trial.number)).ok());
-        let mut ctx = TrialContext {
-            storage,
-            study: study.record.id,
-            objectives: &study.config.objectives,
-            pruner: study.pruner.as_ref(),
-            trial,
-            pruned: false,
-            storage_error: None,
-            lost: &lost,
-            cancel: &options.cancel,
-            interrupted: false,
-        };
-        let result = catch_unwind(AssertUnwindSafe(|| shared.objective.run(&params, &mut ctx)))
-            .unwrap_or_else(|panic| {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(super::ObjectiveError::Failed(format!(
-                    "objective panicked: {message}"
-                )))
             });
-        let measured = match (window, options.tracker.as_ref()) {
-            (Some(w), Some(t)) => t.end(w).ok(),
-            _ => None,
-        };
-        drop(stop_tx);
-        // Cancelled while it ran: whatever the objective returned, the trial did not finish.
-        let interrupted = ctx.interrupted || (result.is_err() && ctx.is_cancelled());
-        (
-            result,
-            ctx.trial,
-            ctx.pruned,
-            ctx.storage_error,
-            measured,
-            interrupted,
-        )
-    });
-    let (result, ctx_trial, pruned, storage_error, measured, interrupted) = result;
+            let window = options
+                .tracker
+                .as_ref()
+                .and_then(|t| t.begin(&format!("trial {}", trial.number)).ok());
+            let mut ctx = TrialContext {
+                storage,
+                study: study.record.id,
+                objectives: &study.config.objectives,
+                pruner: study.pruner.as_ref(),
+                trial,
+                pruned: false,
+                storage_error: None,
+                lost: &lost,
+                cancel: &options.cancel,
+                interrupted: false,
+            };
+            let result = catch_unwind(AssertUnwindSafe(|| shared.objective.run(&params, &mut ctx)))
+                .unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(super::ObjectiveError::Failed(format!(
+                        "objective panicked: {message}"
+                    )))
+                });
+            let measured = match (window, options.tracker.as_ref()) {
+                (Some(w), Some(t)) => t.end(w).ok(),
+                _ => None,
+            };
+            drop(stop_tx);
+            // Cancelled while it ran: whatever the objective returned, the trial did not finish.
+            let interrupted = ctx.interrupted || (result.is_err() && ctx.is_cancelled());
+            (
+                result,
+                ctx.trial,
+                ctx.pruned,
+                ctx.storage_error,
+                measured,
+                interrupted,
+            )
+        });
 
     let mut outcome = if interrupted {
         let mut outcome = failed(match &result {
@@ -362,11 +362,9 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
         outcome
             .attrs
             .insert("interrupted".into(), serde_json::json!(true));
-        outcome.energy = match &result {
-            Ok(o) => o.energy.clone(),
-            Err(_) => None,
-        }
-        .or_else(|| measured.as_ref().map(trial_energy));
+        outcome.energy = (result.as_ref().ok())
+            .and_then(|o| o.energy.clone())
+            .or_else(|| measured.as_ref().map(trial_energy));
         outcome
     } else {
         outcome_for(study, result, &ctx_trial, pruned, measured.as_ref())
