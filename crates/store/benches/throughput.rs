@@ -10,33 +10,16 @@
 //!
 //! `cargo bench -p greenlab-store --bench throughput [-- TRIALS_PER_WORKER]` (default 100).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use greenlab_meter::{Joules, Seconds, Source};
 use greenlab_store::{PostgresStorage, SqliteStorage};
-use greenlab_tune::{ParamValue, Params, Storage, TrialEnergy, TrialOutcome, TrialState};
+use greenlab_tune::testing::complete_outcome;
+use greenlab_tune::{ParamValue, Params, Storage};
 
 const WORKERS: usize = 8;
 const GOAL: f64 = 90.0;
 const OPTUNA_SQLITE: f64 = 17.0;
-
-fn outcome(value: f64) -> TrialOutcome {
-    let mut attrs = BTreeMap::new();
-    attrs.insert("accuracy".to_string(), serde_json::json!(value));
-    TrialOutcome {
-        state: TrialState::Complete,
-        values: Some(vec![value]),
-        energy: Some(TrialEnergy {
-            total: Joules(1.0),
-            source: Source::Estimated,
-            duration: Seconds(0.0),
-            domains: Vec::new(),
-        }),
-        attrs,
-    }
-}
 
 /// Runs `per_worker` trials on each of 8 threads; `handle(i)` gives thread i its storage.
 /// Returns trials per second.
@@ -64,7 +47,7 @@ fn measure(
                         let mut p = Params::new();
                         p.insert("x".into(), ParamValue::Float(i as f64));
                         s.set_params(t.id, &p).map_err(|e| e.to_string())?;
-                        s.finish_trial(t.id, &outcome(i as f64))
+                        s.finish_trial(t.id, &complete_outcome(i as f64))
                             .map_err(|e| e.to_string())?;
                     }
                     Ok(())

@@ -6,11 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use greenlab_meter::{Joules, Seconds, Source};
 use greenlab_store::PostgresStorage;
 use greenlab_tune::{
-    Params, Storage, StudyId, StudyRecord, Trial, TrialEnergy, TrialId, TrialOutcome, TrialState,
-    TuneError,
+    Params, Storage, StudyId, StudyRecord, Trial, TrialId, TrialOutcome, TrialState, TuneError,
 };
 
 /// The variable that carries the test server's URL.
@@ -186,21 +184,7 @@ impl TempFiles {
 }
 
 /// A complete outcome whose value is `value`, with energy.
-pub fn complete(value: f64) -> TrialOutcome {
-    let mut attrs = BTreeMap::new();
-    attrs.insert("accuracy".to_string(), serde_json::json!(value));
-    TrialOutcome {
-        state: TrialState::Complete,
-        values: Some(vec![value]),
-        energy: Some(TrialEnergy {
-            total: Joules(3.0),
-            source: Source::Estimated,
-            duration: Seconds(0.01),
-            domains: Vec::new(),
-        }),
-        attrs,
-    }
-}
+pub use greenlab_tune::testing::complete_outcome as complete;
 
 /// One float parameter.
 pub fn lr(x: f64) -> Params {
