@@ -436,6 +436,37 @@ fn cancelling_interrupts_the_running_trial_and_stops_the_run() {
     assert!(trials[3..].iter().all(|t| t.state == TrialState::Complete));
 }
 
+#[test]
+fn an_interrupted_last_trial_runs_again_on_resume() {
+    // The interrupted trial is the study's last: its requeued copy brings the count back to
+    // n_trials, and must still run rather than end the study as "full".
+    let study = Study::create(storage(), config("[stop]\nn_trials = 3\n")).unwrap();
+    let options = RunOptions::default();
+    let cancel = Arc::clone(&options.cancel);
+    let objective = move |p: &Params, ctx: &mut TrialContext<'_>| {
+        if ctx.number() == 2 {
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(ObjectiveError::Failed("stopped by the user".into()));
+        }
+        quadratic(p, ctx)
+    };
+    let summary = study.run(Arc::new(objective), &options).unwrap();
+    assert_eq!(summary.stop, StopReason::Cancelled);
+
+    let summary = study
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
+    assert_eq!(summary.stop, StopReason::TrialLimit(3));
+    assert_eq!(
+        summary.trials_run, 1,
+        "only the interrupted point runs again"
+    );
+    let trials = study.trials().unwrap();
+    assert_eq!(trials.len(), 4);
+    assert_eq!(trials[3].params, trials[2].params);
+    assert_eq!(trials[3].state, TrialState::Complete);
+}
+
 /// Draws a constant 10 W from the moment it is built, as a machine-wide counter.
 struct TenWatts(std::time::Instant, Vec<greenlab_meter::Domain>);
 

@@ -190,14 +190,16 @@ fn stop_reason(
     // keep a study going forever) except interrupted ones, which are run again; waiting ones
     // are already promised to run.
     let count = trials.iter().filter(|t| !was_interrupted(t)).count() as u64;
+    let waiting = trials.iter().any(|t| t.state == TrialState::Waiting);
     if let Some(n) = stop.n_trials
         && count >= n
+        && !waiting
     {
         return Some(StopReason::TrialLimit(n));
     }
     if let Some(max) = sampler.max_trials(&config.search_space())
         && count >= max
-        && !trials.iter().any(|t| t.state == TrialState::Waiting)
+        && !waiting
     {
         return Some(StopReason::SamplerExhausted(max));
     }

@@ -221,45 +221,48 @@ fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneErro
             return Ok((run, StopReason::Cancelled));
         }
         storage.reap_expired(id)?;
-        if let Some(reason) = study.stop_reason(&storage.trials(id)?, shared.started) {
-            return Ok((run, reason));
-        }
-        let trial = match storage.claim_waiting(id, worker, options.lease)? {
-            Some(t) => t,
-            None => {
-                let (mut trial, history) = {
-                    // Poisoning only means another worker panicked while creating a trial;
-                    // the guarded section holds no data of its own.
-                    let _guard = shared.admission.lock().unwrap_or_else(|p| p.into_inner());
-                    let history = storage.trials(id)?;
-                    if let Some(reason) = study.stop_reason(&history, shared.started) {
-                        return Ok((run, reason));
-                    }
-                    (storage.create_trial(id, worker, options.lease)?, history)
-                };
-                let space = study.config.search_space();
-                let ctx = SampleContext {
-                    space: &space,
-                    objectives: &study.config.objectives,
-                    history: &history,
-                    number: trial.number,
-                };
-                match study.sampler.suggest(&ctx) {
-                    Ok(params) => {
-                        storage.set_params(trial.id, &params)?;
-                        trial.params = params;
-                    }
-                    Err(e) => {
-                        // A sampler that cannot suggest is a configuration problem: record
-                        // the trial as failed and stop this worker with the error.
-                        let outcome = failed(format!("sampler: {e}"));
-                        storage.finish_trial(trial.id, &outcome)?;
-                        return Err(e);
-                    }
-                }
-                trial
+        // One read of the history per trial, under the admission lock so that the stopping
+        // rules, the trial count and the sampler's view of running trials agree among this
+        // process's workers. Waiting trials (enqueued, or interrupted ones to run again) go
+        // first; otherwise a new trial is created and the sampler fills it in.
+        let (mut trial, history) = {
+            // Poisoning only means another worker panicked while admitting a trial; the
+            // guarded section holds no data of its own.
+            let _guard = shared.admission.lock().unwrap_or_else(|p| p.into_inner());
+            let history = storage.trials(id)?;
+            if let Some(reason) = study.stop_reason(&history, shared.started) {
+                return Ok((run, reason));
+            }
+            match storage.claim_waiting(id, worker, options.lease)? {
+                Some(t) => (t, None),
+                None => (
+                    storage.create_trial(id, worker, options.lease)?,
+                    Some(history),
+                ),
             }
         };
+        if let Some(history) = history {
+            let space = study.config.search_space();
+            let ctx = SampleContext {
+                space: &space,
+                objectives: &study.config.objectives,
+                history: &history,
+                number: trial.number,
+            };
+            match study.sampler.suggest(&ctx) {
+                Ok(params) => {
+                    storage.set_params(trial.id, &params)?;
+                    trial.params = params;
+                }
+                Err(e) => {
+                    // A sampler that cannot suggest is a configuration problem: record the
+                    // trial as failed and stop this worker with the error.
+                    let outcome = failed(format!("sampler: {e}"));
+                    storage.finish_trial(trial.id, &outcome)?;
+                    return Err(e);
+                }
+            }
+        }
         run_trial(shared, worker, trial)?;
         run += 1;
     }
