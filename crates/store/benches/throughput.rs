@@ -5,8 +5,12 @@
 //! alone. Runs on SQLite (a fresh temporary file) and, when `GREENLAB_TEST_POSTGRES_URL` is
 //! set (see `scripts/postgres-test.sh`), on PostgreSQL; each with the 8 threads sharing one
 //! storage handle (as `greenlab tune --workers 8` does) and with a handle per thread (as 8
-//! worker processes would). Prints trials/s and the ratio to the issue's goal (90 trials/s)
-//! and to Optuna 5.0's SQLite storage measured on the project machine (17 trials/s).
+//! worker processes would). Then the whole worker loop: a study of `8 × TRIALS_PER_WORKER`
+//! trials run by `Study::run` with 8 worker threads and the TPE sampler on a trivial objective,
+//! which adds what `greenlab tune --workers 8` does around the storage calls (reading the
+//! history for each suggestion, leases and heartbeats, the stopping rules). Prints trials/s and
+//! the ratio to the issue's goal (90 trials/s) and to Optuna 5.0's SQLite storage measured on
+//! the project machine (17 trials/s).
 //!
 //! `cargo bench -p greenlab-store --bench throughput [-- TRIALS_PER_WORKER]` (default 100).
 
@@ -14,6 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenlab_store::{PostgresStorage, SqliteStorage};
+use greenlab_tune::config::StudyConfig;
+use greenlab_tune::study::{
+    ObjectiveError, ObjectiveOutput, RunOptions, StopReason, Study, TrialContext,
+};
 use greenlab_tune::testing::complete_outcome;
 use greenlab_tune::{ParamValue, Params, Storage};
 
@@ -72,6 +80,44 @@ fn measure(
     Ok(n as f64 / elapsed)
 }
 
+/// A whole study: `8 × per_worker` trials of TPE on `(x - 0.3)²` run by 8 worker threads of
+/// `Study::run` sharing `storage`. Returns trials per second.
+fn measure_study(name: &str, per_worker: usize, storage: Arc<dyn Storage>) -> Result<f64, String> {
+    let n = WORKERS * per_worker;
+    let config = StudyConfig::from_toml(&format!(
+        "name = \"{name}\"\n[space]\nx = {{ type = \"float\", low = 0.0, high = 1.0 }}\n\
+         [sampler]\nname = \"tpe\"\nseed = 1\n[stop]\nn_trials = {n}\n"
+    ))
+    .map_err(|e| e.to_string())?;
+    let study = Study::create(Arc::clone(&storage), config).map_err(|e| e.to_string())?;
+    let objective = |p: &Params, _: &mut TrialContext<'_>| {
+        let x = p.get("x").and_then(ParamValue::as_f64).unwrap_or(0.0);
+        Ok::<_, ObjectiveError>(ObjectiveOutput {
+            metrics: [("accuracy".to_string(), 1.0 - (x - 0.3).powi(2))].into(),
+            energy: None,
+            diverged: false,
+        })
+    };
+    let options = RunOptions {
+        workers: WORKERS,
+        worker_prefix: format!("bench-{}", std::process::id()),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let summary = study
+        .run(Arc::new(objective), &options)
+        .map_err(|e| e.to_string())?;
+    let elapsed = start.elapsed().as_secs_f64();
+    if summary.stop != StopReason::TrialLimit(n as u64) {
+        return Err(format!("the study stopped early: {:?}", summary.stop));
+    }
+    let done = study.trials().map_err(|e| e.to_string())?.len();
+    if done != n {
+        return Err(format!("expected {n} trials, found {done}"));
+    }
+    Ok(n as f64 / elapsed)
+}
+
 fn report(label: &str, result: Result<f64, String>) {
     match result {
         Ok(rate) => println!(
@@ -108,6 +154,13 @@ fn main() {
                 let s: Arc<dyn Storage> = Arc::new(s);
                 measure("bench", per_worker, &|_| Arc::clone(&s))
             }),
+    );
+    let path = dir.path().join("study.db");
+    report(
+        "sqlite, Study::run (8 threads, TPE)",
+        SqliteStorage::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|s| measure_study("bench-study", per_worker, Arc::new(s))),
     );
     let path = dir.path().join("separate.db");
     report(
@@ -146,6 +199,12 @@ fn main() {
                         Err(e) => panic!("{e}"),
                     },
                 ),
+            );
+            report(
+                "postgresql, Study::run (8 threads, TPE)",
+                PostgresStorage::open(&url)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| measure_study(&format!("{name}-study"), per_worker, Arc::new(s))),
             );
         }
         Err(_) => println!(
