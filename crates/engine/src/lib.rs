@@ -141,19 +141,40 @@ pub struct LayerTiming {
 }
 
 /// Per-layer backward times from timed prefixes of the network: `through[k]` is the backward
-/// pass through layers `0..=k` (bookkeeping taken off). Layer `k` gets its increment over the
-/// slowest shorter prefix, floored at zero, so the parts add up to the slowest prefix and one
-/// noisy reading cannot make a layer negative.
+/// pass through layers `0..=k` (bookkeeping taken off). The true prefix times grow with `k`,
+/// the readings are noisy: they are replaced by their least-squares non-decreasing, non-negative
+/// fit (isotonic regression by pooling adjacent violators), and layer `k` gets the fit's
+/// increment at `k`. No layer goes negative, the parts add up to the fitted whole backward, and
+/// a reading that dips below an earlier one is averaged with it rather than discarded. (Taking
+/// the running maximum instead keeps the highest of the noisy readings of the longest prefixes,
+/// which inflated the sum of the parts by the noise.)
 pub fn prefix_differences(through: &[f64]) -> Vec<Seconds> {
+    // Blocks of pooled readings: (mean, count).
+    let mut blocks: Vec<(f64, usize)> = Vec::with_capacity(through.len());
+    for &t in through {
+        let mut block = (t, 1usize);
+        while let Some(&(mean, count)) = blocks.last() {
+            if mean < block.0 {
+                break;
+            }
+            blocks.pop();
+            let total = count + block.1;
+            block = (
+                (mean * count as f64 + block.0 * block.1 as f64) / total as f64,
+                total,
+            );
+        }
+        blocks.push(block);
+    }
     let mut previous = 0.0f64;
-    through
-        .iter()
-        .map(|&t| {
-            let layer = Seconds((t - previous).max(0.0));
-            previous = previous.max(t);
-            layer
-        })
-        .collect()
+    let mut layers = Vec::with_capacity(through.len());
+    for (mean, count) in blocks {
+        let fit = mean.max(0.0);
+        layers.push(Seconds(fit - previous));
+        layers.extend(std::iter::repeat_n(Seconds(0.0), count - 1));
+        previous = fit;
+    }
+    layers
 }
 
 /// Time spent outside the layers in a training step.
@@ -221,14 +242,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefix_differences_add_up_and_never_go_negative() {
+    fn prefix_differences_fit_a_non_decreasing_sequence() {
         let layers = prefix_differences(&[2.0, 5.0, 4.5, 9.0]);
         assert_eq!(
             layers,
-            vec![Seconds(2.0), Seconds(3.0), Seconds(0.0), Seconds(4.0)]
+            vec![Seconds(2.0), Seconds(2.75), Seconds(0.0), Seconds(4.25)]
         );
         let total: f64 = layers.iter().map(|s| s.0).sum();
-        assert_eq!(total, 9.0, "the parts add up to the slowest prefix");
+        assert_eq!(total, 9.0, "the parts add up to the fitted whole");
+        // Noisy readings of the longest prefixes are averaged, not maximised.
+        let layers = prefix_differences(&[2.0, 10.0, 9.0, 9.5]);
+        assert_eq!(
+            layers,
+            vec![Seconds(2.0), Seconds(7.5), Seconds(0.0), Seconds(0.0)]
+        );
+        // A negative reading (bookkeeping larger than a tiny layer) floors at zero.
+        assert_eq!(
+            prefix_differences(&[-1.0, 3.0]),
+            vec![Seconds(0.0), Seconds(3.0)]
+        );
+        assert_eq!(
+            prefix_differences(&[-1.0, -3.0]),
+            vec![Seconds(0.0), Seconds(0.0)]
+        );
+        // Already increasing: the plain differences.
+        assert_eq!(
+            prefix_differences(&[1.0, 2.0, 4.0]),
+            vec![Seconds(1.0), Seconds(1.0), Seconds(2.0)]
+        );
         assert!(prefix_differences(&[]).is_empty());
     }
 }
