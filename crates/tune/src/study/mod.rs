@@ -187,8 +187,9 @@ fn stop_reason(
 ) -> Option<StopReason> {
     let stop = &config.stop;
     // Every trial ever created counts (failed ones too, so that a crashing objective cannot
-    // keep a study going forever) except interrupted ones, which are run again; waiting ones
-    // are already promised to run.
+    // keep a study going forever) except interrupted ones, which are run again. Waiting ones
+    // count too and are promised to run: the trial and sampler limits end a study only once
+    // none is left waiting (the time, energy and target rules end it at once).
     let count = trials.iter().filter(|t| !was_interrupted(t)).count() as u64;
     let waiting = trials.iter().any(|t| t.state == TrialState::Waiting);
     if let Some(n) = stop.n_trials
