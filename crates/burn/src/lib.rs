@@ -24,6 +24,7 @@
 //! ```
 
 mod net;
+mod ops;
 mod trainer;
 
 use std::sync::Arc;
