@@ -80,7 +80,7 @@ impl Block {
                 _ => m.forward(t),
             }),
             (Block::Norm(m), Act::Map(t)) => Act::Map(if t.device().is_autodiff() {
-                batch_norm_train(m, t, false)
+                batch_norm_train(m, t)
             } else {
                 m.forward(t)
             }),
@@ -102,14 +102,14 @@ impl Block {
 }
 
 /// Batch normalisation in training mode, as Burn's `BatchNorm::forward` computes it (batch
-/// statistics, biased variance, running statistics updated with the layer's momentum), followed
-/// by ReLU when `relu` is set. The work is one hand-written autodiff operation
+/// statistics, biased variance, running statistics updated with the layer's momentum). The
+/// work is one hand-written autodiff operation
 /// ([`ops::batch_norm`]): Burn's generic version is a dozen tensor operations, each a full pass
 /// over the activation, which on the flex backend cost a quarter of the training step.
-pub(crate) fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+pub(crate) fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let c = x.dims()[1];
     let device = x.device();
-    match ops::batch_norm(&x, bn.gamma.val(), bn.beta.val(), bn.epsilon, relu) {
+    match ops::batch_norm(&x, bn.gamma.val(), bn.beta.val(), bn.epsilon) {
         Some(out) => {
             let momentum = bn.momentum;
             let update = |state: &burn::module::RunningState<Tensor<1>>, batch: Vec<f32>| {
@@ -125,11 +125,8 @@ pub(crate) fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tens
             update(&bn.running_var, out.variance);
             out.y
         }
-        // Not a flex tensor: Burn's own layers.
-        None => {
-            let y = bn.forward(x);
-            if relu { Relu::new().forward(y) } else { y }
-        }
+        // Not a flex tensor: Burn's own layer.
+        None => bn.forward(x),
     }
 }
 
@@ -237,22 +234,10 @@ impl Net {
     }
 
     /// The class scores for a batch of images.
-    ///
-    /// In training, a batch norm directly followed by a ReLU runs as one operation
-    /// ([`batch_norm_train`] with `relu`), which saves the ReLU's passes over the activation
-    /// forward and backward. The per-layer profile runs the blocks one by one instead, so it
-    /// times the two layers apart (their sum there is slightly above the fused cost).
     pub(crate) fn forward(&self, x: Tensor<4>) -> Option<Tensor<2>> {
         let mut act = Act::Map(x);
-        let mut blocks = self.blocks.iter().peekable();
-        while let Some(block) = blocks.next() {
-            act = match (block, act, blocks.peek()) {
-                (Block::Norm(m), Act::Map(t), Some(Block::Relu(_))) if t.device().is_autodiff() => {
-                    blocks.next();
-                    Act::Map(batch_norm_train(m, t, true))
-                }
-                (block, act, _) => block.forward(act)?,
-            };
+        for block in &self.blocks {
+            act = block.forward(act)?;
         }
         match act {
             Act::Flat(t) => Some(t),
@@ -327,7 +312,7 @@ mod tests {
         );
 
         let (x1, x2) = (input(), input());
-        let y1 = batch_norm_train(&ours, x1.clone(), false);
+        let y1 = batch_norm_train(&ours, x1.clone());
         let y2 = theirs.forward(x2.clone());
         close(y1.clone(), y2.clone(), "output");
         let g1 = (y1 * weights.clone()).sum().backward();
