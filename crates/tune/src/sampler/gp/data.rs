@@ -73,7 +73,14 @@ pub fn observe(ctx: &SampleContext<'_>) -> Observations {
             })
             .collect()
     };
-    let mut obs = Observations::default();
+    let h = ctx.history.len();
+    let mut obs = Observations {
+        x: Vec::with_capacity(h),
+        scores: Vec::with_capacity(h),
+        numbers: Vec::with_capacity(h),
+        energy: Vec::with_capacity(h),
+        pending: Vec::new(),
+    };
     let mut diverged: Vec<(Vec<f64>, u64, Option<f64>)> = Vec::new();
     for t in ctx.history {
         if t.number == ctx.number {
