@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod engines;
 mod experiment;
+mod heap;
 mod interrupt;
 mod objective;
 
@@ -50,6 +51,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Large training buffers are reused instead of mapped afresh every step (see `heap`);
+    // should glibc refuse, the defaults stay and only speed is lost.
+    heap::keep_training_buffers();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Measure(args) => cmd::measure::run(args),
