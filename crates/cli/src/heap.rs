@@ -5,7 +5,7 @@
 //! allocation and freed memory at the top of the heap is handed back to the kernel, so each
 //! step pays for page faults and zeroed pages again. Both engines, and PyTorch itself, spend a
 //! tenth to a quarter of a step on that here: PyTorch 2.11 on SimpleCNN(2,3)/(4,7), 2 threads,
-//! took 73–85 / 115–131 ms per step with the defaults and 57–59 / 88–91 ms with these settings.
+//! took 69–85 / 98–131 ms per step with the defaults and 57–59 / 88–91 ms with these settings.
 //! The cost is that the process keeps up to 1 GiB of freed memory for reuse instead of
 //! returning it at once.
 
