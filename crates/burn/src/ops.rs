@@ -23,7 +23,7 @@ use std::sync::Arc;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
@@ -45,6 +45,13 @@ fn contiguous(t: FlexTensor) -> Option<FlexTensor> {
         let t = t.to_contiguous();
         t.as_slice::<f32>().is_some().then_some(t)
     }
+}
+
+/// A tensor on autodiff flex taken apart: its node in the graph and its values as a contiguous
+/// f32 tensor. `None` if it is not an f32 tensor on autodiff flex.
+fn tracked<const D: usize>(t: Tensor<D>) -> Option<(NodeGuard, FlexTensor)> {
+    let (primitive, node) = t.try_into_primitive::<Ad>().ok()?.into_parts();
+    Some((node, contiguous(primitive)?))
 }
 
 fn values(t: &FlexTensor) -> &[f32] {
@@ -71,9 +78,7 @@ fn planes_per_task(plane: usize) -> usize {
 pub(crate) fn max_pool_2x2(x: &Tensor<4>) -> Option<Tensor<4>> {
     let [n, c, h, w] = x.dims();
     if x.device().is_autodiff() {
-        let ad = x.clone().try_into_primitive::<Ad>().ok()?;
-        let node = ad.node();
-        let input = contiguous(ad.into_primitive())?;
+        let (node, input) = tracked(x.clone())?;
         let out = match PoolBackward
             .prepare::<NoCheckpointing>([node])
             .compute_bound()
@@ -233,13 +238,10 @@ pub(crate) fn batch_norm(
     epsilon: f64,
 ) -> Option<NormOutput> {
     let [n, c, h, w] = x.dims();
-    let xa = x.clone().try_into_primitive::<Ad>().ok()?;
-    let ga = gamma.try_into_primitive::<Ad>().ok()?;
-    let ba = beta.try_into_primitive::<Ad>().ok()?;
-    let nodes = [xa.node(), ga.node(), ba.node()];
-    let input = contiguous(xa.into_primitive())?;
-    let g = contiguous(ga.into_primitive())?;
-    let b = contiguous(ba.into_primitive())?;
+    let (xn, input) = tracked(x.clone())?;
+    let (gn, g) = tracked(gamma)?;
+    let (bn, b) = tracked(beta)?;
+    let nodes = [xn, gn, bn];
     let (gv, bv) = (values(&g), values(&b));
     if gv.len() != c || bv.len() != c {
         return None;
@@ -544,13 +546,10 @@ pub(crate) fn conv2d(
     };
     let out_dims = vec![n, co, shape.ho, shape.wo];
     if x.device().is_autodiff() {
-        let xa = x.clone().try_into_primitive::<Ad>().ok()?;
-        let wa = weight.try_into_primitive::<Ad>().ok()?;
-        let ba = bias.try_into_primitive::<Ad>().ok()?;
-        let nodes = [xa.node(), wa.node(), ba.node()];
-        let xf = contiguous(xa.into_primitive())?;
-        let wf = contiguous(wa.into_primitive())?;
-        let bf = contiguous(ba.into_primitive())?;
+        let (xn, xf) = tracked(x.clone())?;
+        let (wn, wf) = tracked(weight)?;
+        let (bn, bf) = tracked(bias)?;
+        let nodes = [xn, wn, bn];
         let y = flex(
             conv_forward(values(&xf), values(&wf), values(&bf), shape),
             out_dims,
