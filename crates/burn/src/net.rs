@@ -262,86 +262,38 @@ fn uniform_param<const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
-        let a: Vec<f32> = a.into_data().try_to_vec::<f32>().unwrap_or_default();
-        let b: Vec<f32> = b.into_data().try_to_vec::<f32>().unwrap_or_default();
-        assert_eq!(a.len(), b.len(), "{what}");
-        assert!(!a.is_empty(), "{what}");
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                "{what}[{i}]: {x} vs {y}"
-            );
-        }
-    }
-
-    fn vec1(t: Tensor<1>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap_or_default()
-    }
+    use crate::ops::tests::{NormCase, assert_close, grad_of, vec_of};
 
     #[test]
     fn contiguous_batch_norm_matches_burns_in_values_gradients_and_running_statistics() {
-        let device = Device::flex().autodiff();
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let dims = [4, 3, 5, 6];
-        let values: Vec<f32> = (0..dims.iter().product::<usize>())
-            .map(|i| rng.random_range(-2.0..2.0) + (i % 3) as f32)
-            .collect();
-        let input = || {
-            Tensor::<4>::from_data(TensorData::new(values.clone(), dims), &device).require_grad()
-        };
-        let mut ours = BatchNormConfig::new(3).init(&device);
-        ours.gamma = Param::from_tensor(Tensor::from_data(
-            TensorData::new(vec![0.5f32, 1.5, -1.0], [3]),
-            &device,
-        ));
-        ours.beta = Param::from_tensor(Tensor::from_data(
-            TensorData::new(vec![0.1f32, -0.2, 0.3], [3]),
-            &device,
-        ));
-        let theirs = ours.clone();
-        let weights = Tensor::<4>::from_data(
-            TensorData::new(
-                (0..values.len())
-                    .map(|i| (i % 7) as f32 - 3.0)
-                    .collect::<Vec<_>>(),
-                dims,
-            ),
-            &device,
-        );
-
-        let (x1, x2) = (input(), input());
+        let case = NormCase::new(3);
+        let (ours, theirs) = (case.bn.clone(), case.bn.clone());
+        let (x1, x2) = (case.input(), case.input());
         let y1 = batch_norm_train(&ours, x1.clone());
         let y2 = theirs.forward(x2.clone());
-        close(y1.clone(), y2.clone(), "output");
-        let g1 = (y1 * weights.clone()).sum().backward();
-        let g2 = (y2 * weights).sum().backward();
-        let grad = |x: &Tensor<4>, g: &burn::tensor::Gradients| -> Tensor<4> {
-            Tensor::from_inner(x.grad(g).unwrap_or_else(|| panic!("no input gradient")))
-        };
-        close(grad(&x1, &g1), grad(&x2, &g2), "input gradient");
+        assert_close(&vec_of(y1.clone()), &vec_of(y2.clone()), "output");
+        let g1 = (y1 * case.weights.clone()).sum().backward();
+        let g2 = (y2 * case.weights.clone()).sum().backward();
+        assert_close(&grad_of(&x1, &g1), &grad_of(&x2, &g2), "input gradient");
         let pgrad = |p: &Param<Tensor<1>>, g: &burn::tensor::Gradients| -> Vec<f32> {
-            vec1(Tensor::from_inner(
-                p.val().grad(g).unwrap_or_else(|| panic!("no gradient")),
-            ))
+            grad_of(&p.val(), g)
         };
-        for (a, b) in [
-            (pgrad(&ours.gamma, &g1), pgrad(&theirs.gamma, &g2)),
-            (pgrad(&ours.beta, &g1), pgrad(&theirs.beta, &g2)),
+        for (a, b, what) in [
+            (pgrad(&ours.gamma, &g1), pgrad(&theirs.gamma, &g2), "gamma"),
+            (pgrad(&ours.beta, &g1), pgrad(&theirs.beta, &g2), "beta"),
             (
-                vec1(ours.running_mean.value_sync()),
-                vec1(theirs.running_mean.value_sync()),
+                vec_of(ours.running_mean.value_sync()),
+                vec_of(theirs.running_mean.value_sync()),
+                "running mean",
             ),
             (
-                vec1(ours.running_var.value_sync()),
-                vec1(theirs.running_var.value_sync()),
+                vec_of(ours.running_var.value_sync()),
+                vec_of(theirs.running_var.value_sync()),
+                "running variance",
             ),
         ] {
-            assert_eq!(a.len(), 3);
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{a:?} vs {b:?}");
-            }
+            assert_eq!(a.len(), 3, "{what}");
+            assert_close(&a, &b, what);
         }
     }
 }

@@ -861,20 +861,21 @@ impl Backward<Flex, 3> for ConvBackward {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use burn::module::Param;
-    use burn::nn::BatchNormConfig;
     use burn::nn::pool::MaxPool2dConfig;
+    use burn::nn::{BatchNorm, BatchNormConfig};
     use burn::tensor::Device;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    pub(crate) fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap_or_default()
     }
 
-    fn assert_close(a: &[f32], b: &[f32], what: &str) {
+    /// Equal lengths, not empty, and every pair within 1e-4 relative (plus 1e-4 absolute).
+    pub(crate) fn assert_close(a: &[f32], b: &[f32], what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
         assert!(!a.is_empty(), "{what}: empty");
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
@@ -885,7 +886,7 @@ mod tests {
         }
     }
 
-    fn grad_of<const D: usize>(x: &Tensor<D>, g: &burn::tensor::Gradients) -> Vec<f32> {
+    pub(crate) fn grad_of<const D: usize>(x: &Tensor<D>, g: &burn::tensor::Gradients) -> Vec<f32> {
         vec_of(Tensor::<D>::from_inner(
             x.grad(g).unwrap_or_else(|| panic!("no gradient")),
         ))
@@ -968,43 +969,74 @@ mod tests {
         assert_eq!(vec_of(ours), vec_of(theirs));
     }
 
+    /// A batch-norm case shared with the layer's test in `net`: `[4, 3, 5, 6]` seeded input
+    /// values, a layer with an uneven scale and shift, and fixed weights that make the gradient
+    /// reaching the layer uneven too.
+    pub(crate) struct NormCase {
+        pub(crate) values: Vec<f32>,
+        pub(crate) dims: [usize; 4],
+        pub(crate) bn: BatchNorm,
+        pub(crate) weights: Tensor<4>,
+        device: Device,
+    }
+
+    impl NormCase {
+        pub(crate) fn new(seed: u64) -> NormCase {
+            let device = Device::flex().autodiff();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let dims = [4, 3, 5, 6];
+            let values: Vec<f32> = (0..dims.iter().product::<usize>())
+                .map(|i| rng.random_range(-2.0..2.0) + (i % 3) as f32)
+                .collect();
+            let mut bn = BatchNormConfig::new(3).init(&device);
+            bn.gamma = Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![0.5f32, 1.5, -1.0], [3]),
+                &device,
+            ));
+            bn.beta = Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![0.1f32, -0.2, 0.3], [3]),
+                &device,
+            ));
+            let weights = Tensor::<4>::from_data(
+                TensorData::new(
+                    (0..values.len())
+                        .map(|i| (i % 7) as f32 - 3.0)
+                        .collect::<Vec<_>>(),
+                    dims,
+                ),
+                &device,
+            );
+            NormCase {
+                values,
+                dims,
+                bn,
+                weights,
+                device,
+            }
+        }
+
+        /// A fresh input leaf that tracks its gradient.
+        pub(crate) fn input(&self) -> Tensor<4> {
+            Tensor::<4>::from_data(
+                TensorData::new(self.values.clone(), self.dims),
+                &self.device,
+            )
+            .require_grad()
+        }
+    }
+
     #[test]
     fn batch_norm_matches_burns_in_values_gradients_and_statistics() {
-        let device = Device::flex().autodiff();
-        let mut rng = ChaCha8Rng::seed_from_u64(12);
-        let dims = [4, 3, 5, 6];
-        let values: Vec<f32> = (0..dims.iter().product::<usize>())
-            .map(|i| rng.random_range(-2.0..2.0) + (i % 3) as f32)
-            .collect();
-        let input = || {
-            Tensor::<4>::from_data(TensorData::new(values.clone(), dims), &device).require_grad()
-        };
-        let mut bn = BatchNormConfig::new(3).init(&device);
-        bn.gamma = Param::from_tensor(Tensor::from_data(
-            TensorData::new(vec![0.5f32, 1.5, -1.0], [3]),
-            &device,
-        ));
-        bn.beta = Param::from_tensor(Tensor::from_data(
-            TensorData::new(vec![0.1f32, -0.2, 0.3], [3]),
-            &device,
-        ));
-        let theirs_bn = bn.clone();
-        let weights = Tensor::<4>::from_data(
-            TensorData::new(
-                (0..values.len())
-                    .map(|i| (i % 7) as f32 - 3.0)
-                    .collect::<Vec<_>>(),
-                dims,
-            ),
-            &device,
-        );
-        let (x1, x2) = (input(), input());
+        let case = NormCase::new(12);
+        let (bn, theirs_bn) = (&case.bn, case.bn.clone());
+        let (values, dims) = (&case.values, case.dims);
+        let (x1, x2) = (case.input(), case.input());
         let ours = batch_norm(&x1, bn.gamma.val(), bn.beta.val(), bn.epsilon)
             .unwrap_or_else(|| panic!("flex autodiff tensors"));
         let theirs = theirs_bn.forward(x2.clone());
         assert_close(&vec_of(ours.y.clone()), &vec_of(theirs.clone()), "output");
-        let g1 = (ours.y * weights.clone()).sum().backward();
-        let g2 = (theirs * weights).sum().backward();
+        let g1 = (ours.y * case.weights.clone()).sum().backward();
+        let g2 = (theirs * case.weights.clone()).sum().backward();
         assert_close(&grad_of(&x1, &g1), &grad_of(&x2, &g2), "input gradient");
         let pg = |p: &Param<Tensor<1>>, g: &burn::tensor::Gradients| grad_of(&p.val(), g);
         assert_close(&pg(&bn.gamma, &g1), &pg(&theirs_bn.gamma, &g2), "gamma");
