@@ -89,9 +89,23 @@ impl TrialRng {
 
     /// Standard normal deviate (Box–Muller).
     pub fn normal(&mut self) -> f64 {
+        let (radius, angle) = self.box_muller();
+        radius * angle.cos()
+    }
+
+    /// Two independent standard normal deviates from one Box–Muller draw (one logarithm, square
+    /// root and sine-cosine for both); the first is the one [`normal`](Self::normal) returns.
+    pub fn normal_pair(&mut self) -> (f64, f64) {
+        let (radius, angle) = self.box_muller();
+        let (sin, cos) = angle.sin_cos();
+        (radius * cos, radius * sin)
+    }
+
+    /// Box–Muller's radius `√(−2 ln u₁)` and angle `2π u₂`.
+    fn box_muller(&mut self) -> (f64, f64) {
         let u1 = 1.0 - self.next_f64();
         let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        ((-2.0 * u1.ln()).sqrt(), std::f64::consts::TAU * u2)
     }
 
     /// Shuffles a slice in place (Fisher–Yates).

@@ -509,8 +509,7 @@ impl Parzen {
     }
 }
 
-/// Standard normal draws by Box–Muller, both of each pair used (one logarithm, square root
-/// and sine-cosine per two draws), over a trial's generator.
+/// Standard normal draws over a trial's generator, both of each Box–Muller pair used.
 struct Normals<'a> {
     rng: &'a mut TrialRng,
     spare: Option<f64>,
@@ -525,12 +524,9 @@ impl<'a> Normals<'a> {
         if let Some(z) = self.spare.take() {
             return z;
         }
-        let u1 = 1.0 - self.rng.next_f64();
-        let u2 = self.rng.next_f64();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (sin, cos) = (std::f64::consts::TAU * u2).sin_cos();
-        self.spare = Some(r * sin);
-        r * cos
+        let (z, spare) = self.rng.normal_pair();
+        self.spare = Some(spare);
+        z
     }
 }
 
