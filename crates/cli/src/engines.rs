@@ -1,11 +1,10 @@
-//! The engine factory and the energy tracker the training commands share.
+//! The engine factory the training commands share (meters are built in `meters`).
 //!
 //! Engines are compiled in by cargo features (`burn`, the default; `torch`); naming one that
 //! this binary was built without is an error that says how to get it.
 
 use anyhow::{Context, bail};
 use greenlab_engine::Engine;
-use greenlab_meter::{MeterChoice, MeterOptions, Tracker, Watts};
 
 /// The engines this binary was built with, for messages and `--help`.
 pub fn available_engines() -> Vec<&'static str> {
@@ -62,18 +61,6 @@ fn missing(name: &str) -> String {
     )
 }
 
-/// The energy tracker for `--meter` (`auto`, `rapl`, `perf`, `nvml`, `estimate`) and an
-/// optional `--cpu-tdp-w`. The environment's `CUDA_VISIBLE_DEVICES` is passed on.
-pub fn make_tracker(meter: &str, cpu_tdp_w: Option<f64>) -> anyhow::Result<Tracker> {
-    let choice: MeterChoice = meter.parse()?;
-    let options = MeterOptions {
-        cpu_tdp_w: cpu_tdp_w.map(Watts),
-        cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
-        ..MeterOptions::default()
-    };
-    Tracker::new(choice, &options).with_context(|| format!("cannot start the {choice} meter"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,10 +83,5 @@ mod tests {
     fn burn_runs_on_the_cpu_only() {
         assert_eq!(make_engine("burn", "cpu", Some(1)).unwrap().name(), "burn");
         assert!(make_engine("burn", "cuda:0", None).is_err());
-    }
-
-    #[test]
-    fn bad_meters_are_refused() {
-        assert!(make_tracker("geiger", None).is_err());
     }
 }

@@ -12,6 +12,7 @@ mod engines;
 mod experiment;
 mod heap;
 mod interrupt;
+mod meters;
 mod objective;
 
 /// Energy as a first-class metric of deep-learning training.
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run a command and measure the energy it used (and its children).
     Measure(cmd::measure::Args),
+    /// Which energy sources work on this machine, and why the others do not.
+    Meters(cmd::meters::Args),
     /// Train one of the paper's networks and report accuracy, time and energy.
     Train(cmd::train::Args),
     /// Attribute time and energy of training steps to layers and layer types.
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Measure(args) => cmd::measure::run(args),
+        Command::Meters(args) => cmd::meters::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Profile(args) => cmd::profile::run(args),
         Command::Tune(args) => cmd::tune::run(args),

@@ -10,11 +10,15 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use greenlab_data::{DEFAULT_FASHION_MNIST_DIR, DatasetKind, Split};
 use greenlab_engine::Engine;
-use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
+use greenlab_meter::Tracker;
 use greenlab_model::Architecture;
 use greenlab_train::{Control, TrainConfig, train_interruptible};
-use greenlab_tune::study::{ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext};
-use greenlab_tune::{ParamValue, Params, TrialEnergy};
+use greenlab_tune::study::{
+    ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy_of,
+};
+use greenlab_tune::{ParamValue, Params};
+
+use crate::meters::MeterArgs;
 use serde::Deserialize;
 
 /// Trains a network per trial. Parameters named like training settings override the base
@@ -127,21 +131,20 @@ impl TrainSettings {
 }
 
 impl TrainObjective {
-    /// Loads the dataset, builds the engine and the energy tracker for `base`.
+    /// Loads the dataset, builds the engine and the energy tracker (for `device`) for `base`.
     pub fn load(
         base: TrainConfig,
         engine: &str,
         device: &str,
         threads: Option<usize>,
-        meter: MeterChoice,
+        meter: &MeterArgs,
     ) -> anyhow::Result<TrainObjective> {
         let split = greenlab_data::load(base.dataset, &base.data_dir).with_context(|| {
             format!("loading {} from {}", base.dataset, base.data_dir.display())
         })?;
         let engine: Arc<dyn Engine> =
             Arc::from(crate::engines::make_engine(engine, device, threads)?);
-        let mut tracker =
-            Tracker::new(meter, &MeterOptions::default()).context("setting up the energy meter")?;
+        let mut tracker = crate::meters::tracker(meter, Some(device))?;
         if let Some(sync) = engine.sync_hook() {
             tracker.set_sync(sync);
         }
@@ -297,12 +300,16 @@ impl ObjectiveFunction for TrainObjective {
         let config = self
             .config_for(params)
             .map_err(|e| ObjectiveError::Failed(format!("{e:#}")))?;
-        let mut cumulative = greenlab_meter::Joules(0.0);
+        // The trial's attributed energy so far; unknown from the first unmeasured window on.
+        let mut cumulative = Some(greenlab_meter::Joules(0.0));
         let cancel = ctx.cancel_flag();
         let mut callback = |epoch: &greenlab_train::EpochReport| {
-            cumulative += epoch.energy.total;
+            let add = |c: Option<greenlab_meter::Joules>, m: &greenlab_meter::Measurement| {
+                c.zip(m.attributed).map(|(a, b)| a + b)
+            };
+            cumulative = add(cumulative, &epoch.energy);
             if let Some(e) = &epoch.evaluation {
-                cumulative += e.total;
+                cumulative = add(cumulative, e);
             }
             match epoch.test_accuracy {
                 Some(acc) if acc.is_finite() => {
@@ -343,14 +350,15 @@ impl ObjectiveFunction for TrainObjective {
         }
         metrics.insert("images_per_second".to_string(), result.images_per_second());
         metrics.insert("parameters".to_string(), result.parameters as f64);
+        let windows: Vec<greenlab_meter::Measurement> = result
+            .epochs
+            .iter()
+            .flat_map(|e| std::iter::once(&e.energy).chain(e.evaluation.as_ref()))
+            .cloned()
+            .collect();
         Ok(ObjectiveOutput {
             metrics,
-            energy: Some(TrialEnergy {
-                total: result.total_energy,
-                source: result.energy_source,
-                duration: result.total_duration,
-                domains: Vec::new(),
-            }),
+            energy: Some(trial_energy_of(&windows)),
             diverged: result.diverged(),
         })
     }

@@ -134,63 +134,232 @@ fn auto_mode_works_here_and_labels_what_it_used() {
     assert!(series.lines().count() >= 2, "{series}");
 }
 
-/// Writes a counter atomically from the shell, as the kernel would present it to a reader.
-fn set_counter_sh(zone: &Path, uj: u64) -> String {
+/// Adds `uj` to a zone's counter atomically from the shell, as the kernel would present it.
+fn add_counter_sh(zone: &Path, uj: u64) -> String {
     format!(
-        "printf {uj} > '{0}/.e' && mv '{0}/.e' '{0}/energy_uj'",
+        "e=$(cat '{0}/energy_uj') && printf $((e + {uj})) > '{0}/.e' && mv '{0}/.e' '{0}/energy_uj'",
         zone.display()
     )
 }
 
-#[test]
-fn fake_powercap_tree_gives_exact_energy() {
-    let dir = tempdir();
-    let root = dir.path().join("powercap");
-    // A realistic range (about 262 kJ) so no wrap can be missed between 100 ms samples.
-    let range_max: u64 = 262_143_328_850;
-    for (zone, name, start) in [
-        ("intel-rapl:0", "package-0", 1_000_000u64),
-        ("intel-rapl:0:0", "core", 5),
-        ("intel-rapl:0:1", "dram", range_max - 400),
-    ] {
+/// A fake powercap tree: package-0 with a nested core zone and a dram subzone, a realistic
+/// range (about 262 kJ) so no wrap can be missed between 100 ms samples.
+fn fake_rapl(root: &Path, zones: &[(&str, &str)]) {
+    for (zone, name) in zones {
         let z = root.join(zone);
         std::fs::create_dir_all(&z).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(z.join("name"), format!("{name}\n")).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(z.join("max_energy_range_uj"), format!("{range_max}\n"))
+        std::fs::write(z.join("max_energy_range_uj"), "262143328850\n")
             .unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(z.join("energy_uj"), format!("{start}\n")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(z.join("energy_uj"), "1000000\n").unwrap_or_else(|e| panic!("{e}"));
     }
-    // The "work": package +2.5 J; dram wraps (+400 µJ to the top, +1 to zero, +599 beyond);
-    // core (nested in the package) moves too, and must not be counted.
-    let script = [
-        set_counter_sh(&root.join("intel-rapl:0"), 3_500_000),
-        set_counter_sh(&root.join("intel-rapl:0:1"), 599),
-        set_counter_sh(&root.join("intel-rapl:0:0"), 9_999_999),
+}
+
+/// Moves the counters of `zones` by `step_uj` every millisecond, as live hardware does, until
+/// stopped; returns the total it added to each.
+fn mover(
+    root: &Path,
+    zones: &'static [&'static str],
+    step_uj: u64,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<u64>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let root = root.to_owned();
+    let handle = std::thread::spawn(move || {
+        let mut added = 0;
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            for zone in zones {
+                let z = root.join(zone);
+                let e: u64 = std::fs::read_to_string(z.join("energy_uj"))
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0);
+                std::fs::write(z.join(".m"), format!("{}\n", e + step_uj)).ok();
+                std::fs::rename(z.join(".m"), z.join("energy_uj")).ok();
+            }
+            added += step_uj;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        added
+    });
+    (stop, handle)
+}
+
+#[test]
+fn a_live_fake_powercap_tree_is_probed_used_and_counted() {
+    let dir = tempdir();
+    let root = dir.path().join("powercap");
+    fake_rapl(
+        &root,
+        &[
+            ("intel-rapl:0", "package-0"),
+            ("intel-rapl:0:0", "core"),
+            ("intel-rapl:0:1", "dram"),
+        ],
+    );
+    // The counters move while greenlab probes them; the command waits until they are still,
+    // then does its "work": package +2.5 J, dram +1 mJ, core (nested) +10 J.
+    let started = dir.path().join("started");
+    let still = dir.path().join("still");
+    let work = [
+        format!("touch '{}'", started.display()),
+        format!("while [ ! -e '{}' ]; do sleep 0.01; done", still.display()),
+        add_counter_sh(&root.join("intel-rapl:0"), 2_500_000),
+        add_counter_sh(&root.join("intel-rapl:0:1"), 1_000),
+        add_counter_sh(&root.join("intel-rapl:0:0"), 10_000_000),
     ]
     .join(" && ");
+    let (stop, moving) = mover(&root, &["intel-rapl:0", "intel-rapl:0:1"], 1_000);
     let json = dir.path().join("rapl.json");
-    let (code, stderr) = run(greenlab()
+    let child = greenlab()
         .args(["measure", "--meter", "rapl", "--powercap-root"])
         .arg(&root)
+        .arg("--proc-root")
+        .arg(dir.path().join("no-proc"))
         .arg("--json")
         .arg(&json)
-        .args(["--", "sh", "-c", &script]));
-    assert_eq!(code, 0, "{stderr}");
+        .args(["--", "sh", "-c", &work])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let moved_uj = moving.join().unwrap_or(0);
+    std::fs::write(&still, "").unwrap_or_else(|e| panic!("{e}"));
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     let v = read_json(&json);
     assert_eq!(v["energy"]["source"], "counter", "{v}");
-    assert_eq!(v["estimated"], false);
+    assert_eq!(v["provenance"], "counter", "{v}");
     let domains = v["domains"].as_array().cloned().unwrap_or_default();
     let names: Vec<&str> = domains
         .iter()
         .filter_map(|d| d["domain"].as_str())
         .collect();
-    assert_eq!(names, ["cpu-package-0", "dram-0"]);
+    assert_eq!(names, ["cpu-package-0", "dram-0"], "core is nested: never summed");
     let energy = |i: usize| domains[i]["energy"]["value"].as_f64().unwrap_or(f64::NAN);
-    assert!((energy(0) - 2.5).abs() < 1e-9, "{v}");
-    assert!((energy(1) - 0.001).abs() < 1e-12, "{v}");
+    // The window saw the command's work plus whatever the mover added after it began.
+    let moved = moved_uj as f64 * 1e-6;
+    assert!(energy(0) >= 2.5 - 1e-9 && energy(0) <= 2.5 + moved + 1e-9, "{v}");
+    assert!(energy(1) >= 0.001 - 1e-12 && energy(1) <= 0.001 + moved + 1e-9, "{v}");
     let total = v["energy"]["value"].as_f64().unwrap_or(f64::NAN);
-    assert!((total - 2.501).abs() < 1e-9, "{v}");
+    assert!((total - energy(0) - energy(1)).abs() < 1e-9, "{v}");
     assert!(!stderr.contains("ESTIMATED"), "{stderr}");
+}
+
+#[test]
+fn a_dead_counter_is_never_zero_joules_measured() {
+    // The shape of the virtual machine that broke greenlab: a platform counter that exists,
+    // opens, and never moves.
+    let dir = tempdir();
+    let root = dir.path().join("powercap");
+    fake_rapl(&root, &[("intel-rapl:0", "psys")]);
+    let json = dir.path().join("auto.json");
+    let (code, stderr) = run(greenlab()
+        .args(["measure", "--no-gpu", "--perf-root"])
+        .arg(dir.path().join("no-perf"))
+        .arg("--powercap-root")
+        .arg(&root)
+        .arg("--json")
+        .arg(&json)
+        .args(["--", "sleep", "0.3"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("intel-rapl:0/energy_uj: opened, but did not change in 300 ms"),
+        "the dead counter is named: {stderr}"
+    );
+    let v = read_json(&json);
+    assert_eq!(v["energy"]["source"], "estimated", "{v}");
+    assert!(
+        v["energy"]["value"].as_f64().is_some_and(|e| e > 0.0),
+        "a labelled non-zero estimate: {v}"
+    );
+    assert!(stderr.contains("ESTIMATED"), "{stderr}");
+
+    // Forced, the dead counter is an error that names it and says what to do.
+    let (code, stderr) = run(greenlab()
+        .args(["measure", "--meter", "rapl", "--powercap-root"])
+        .arg(&root)
+        .args(["--", "true"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("did not change") && stderr.contains("--meter estimate"),
+        "{stderr}"
+    );
+
+    // Nothing works at all (no counter, no /proc): the figures say "not measured", never 0.
+    let json = dir.path().join("nothing.json");
+    let (code, stderr) = run(greenlab()
+        .args(["measure", "--no-gpu", "--perf-root"])
+        .arg(dir.path().join("no-perf"))
+        .arg("--powercap-root")
+        .arg(dir.path().join("no-powercap"))
+        .arg("--proc-root")
+        .arg(dir.path().join("no-proc"))
+        .arg("--json")
+        .arg(&json)
+        .args(["--", "true"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("NOT MEASURED"), "{stderr}");
+    let v = read_json(&json);
+    assert!(v["energy"]["value"].is_null(), "{v}");
+    assert!(v["energy"]["reason"].as_str().is_some(), "{v}");
+    assert_eq!(v["provenance"], "not_measured", "{v}");
+}
+
+#[test]
+fn meters_explains_every_source_and_each_choice() {
+    let dir = tempdir();
+    let root = dir.path().join("powercap");
+    fake_rapl(&root, &[("intel-rapl:0", "psys")]);
+    let out = greenlab()
+        .args(["meters", "--json", "--no-gpu", "--perf-root"])
+        .arg(dir.path().join("no-perf"))
+        .arg("--powercap-root")
+        .arg(&root)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let candidates = v["survey"]["candidates"].as_array().cloned().unwrap_or_default();
+    let rapl = &candidates[0];
+    assert_eq!(rapl["opened"], true, "{v}");
+    assert_eq!(rapl["used"], false, "{v}");
+    assert_eq!(rapl["domains"][0]["moved"], false, "{v}");
+    let perf = &candidates[1];
+    assert_eq!(perf["opened"], false, "{v}");
+    assert!(perf["error"].as_str().is_some_and(|e| e.contains("does not exist")), "{v}");
+    let estimate = candidates
+        .iter()
+        .find(|c| c["source"] == "estimate")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(estimate["detail"].as_str().is_some_and(|d| d.contains("logical cpus")), "{v}");
+    let choices = v["survey"]["choices"].as_array().cloned().unwrap_or_default();
+    let rapl_choice = choices.iter().find(|c| c["choice"] == "rapl");
+    assert!(
+        rapl_choice
+            .and_then(|c| c["error"].as_str())
+            .is_some_and(|e| e.contains("did not change")),
+        "{v}"
+    );
+    // The table names the same things for a person.
+    let table = greenlab()
+        .args(["meters", "--no-gpu", "--perf-root"])
+        .arg(dir.path().join("no-perf"))
+        .arg("--powercap-root")
+        .arg(&root)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("rapl (powercap)") && text.contains("did not change"), "{text}");
+    assert!(text.contains("*auto"), "{text}");
 }
 
 #[test]

@@ -185,3 +185,93 @@ fn bad_configs_and_crashing_commands() {
     );
     assert!(csv.contains("status 7") && csv.contains("broken"), "{csv}");
 }
+
+#[test]
+fn a_study_on_a_machine_that_cannot_measure_records_unknown_energy_and_refuses_energy_work() {
+    // No counter, no /proc: nothing can measure or estimate energy here.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("studies.db").display());
+    let nowhere = |what: &str| dir.path().join(what).to_string_lossy().into_owned();
+    let (powercap, perf, proc_root) = (nowhere("no-powercap"), nowhere("no-perf"), nowhere("no-proc"));
+    let meter_args = [
+        "--powercap-root",
+        powercap.as_str(),
+        "--perf-root",
+        perf.as_str(),
+        "--proc-root",
+        proc_root.as_str(),
+        "--no-gpu",
+    ];
+    let config = write_config(dir.path(), "blind", "random");
+    let mut args = vec!["tune", "--config", &config, "--storage", &db];
+    args.extend_from_slice(&meter_args);
+    args.extend_from_slice(OBJECTIVE);
+    let out = greenlab(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("energy is not measured"),
+        "the user is told: {}",
+        text(&out.stderr)
+    );
+
+    // Every trial records its energy as unknown, with the reason, never as 0.
+    let json_path = dir.path().join("blind.json");
+    let out = greenlab(&[
+        "study",
+        "export",
+        "--storage",
+        &db,
+        "--study",
+        "blind",
+        "--format",
+        "json",
+        "--out",
+        json_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let trials = v["trials"].as_array().cloned().unwrap_or_default();
+    assert_eq!(trials.len(), 6, "{v}");
+    for t in &trials {
+        let e = &t["energy"];
+        assert!(e["total"].is_null() && e["attributed"].is_null(), "{t}");
+        assert!(
+            e["unknown"].as_str().is_some_and(|u| u.contains("no meter")),
+            "{t}"
+        );
+    }
+    let csv_path = dir.path().join("blind.csv");
+    let out = greenlab(&[
+        "study", "export", "--storage", &db, "--study", "blind", "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "energy_j").unwrap();
+    for line in csv.lines().skip(1) {
+        assert_eq!(line.split(',').nth(col), Some(""), "an empty cell, not 0: {line}");
+    }
+
+    // Comparing strategies on these trials is refused, naming the trial and why.
+    let out = greenlab(&["compare", "--storage", &db, "--studies", "blind"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("no energy measured") && err.contains("trial 0"), "{err}");
+
+    // A study with an energy budget does not start at all.
+    let config = write_config(dir.path(), "budget", "random");
+    let mut args = vec![
+        "tune", "--config", &config, "--storage", &db, "--energy-budget", "10J",
+    ];
+    args.extend_from_slice(&meter_args);
+    args.extend_from_slice(OBJECTIVE);
+    let out = greenlab(&args);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("needs trial energy") && err.contains("greenlab meters"),
+        "{err}"
+    );
+}

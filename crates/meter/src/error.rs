@@ -35,6 +35,16 @@ pub enum MeterError {
         reason: String,
     },
 
+    /// A source opened but its counters did not move during the probe: it cannot measure
+    /// anything here. Only a source the user forced is an error; `auto` moves on.
+    #[error("{source_name}: {detail}")]
+    NotMoving {
+        /// The source (`perf`, `rapl`, `nvml`).
+        source_name: String,
+        /// Which counters, for how long, and what to do.
+        detail: String,
+    },
+
     /// A counter went backwards by more than a wrap can explain.
     #[error("{domain}: {detail}")]
     Implausible {

@@ -69,6 +69,8 @@ pub struct TdpChoice {
     pub tdp: Watts,
     /// Where the figure came from, for the summary ("user", "table: EPYC 7763", "fallback").
     pub origin: String,
+    /// Logical CPUs visible here (the model's power per CPU is `tdp / cpus`).
+    pub cpus: usize,
 }
 
 /// Checks a user-supplied TDP: positive, finite and not absurd.
@@ -90,15 +92,24 @@ pub fn validate_tdp(tdp: Watts) -> Result<Watts, MeterError> {
 /// logical CPUs visible here (a VM with 2 of 128 threads gets 2/128 of the package), else a
 /// per-CPU fallback.
 pub fn choose_tdp(proc_root: &Path, user: Option<Watts>) -> Result<TdpChoice, MeterError> {
+    let user = user.map(validate_tdp).transpose()?;
+    let path = proc_root.join("cpuinfo");
+    let info = std::fs::read_to_string(&path)
+        .map_err(|e| MeterError::io(&path, e))
+        .map(|text| CpuInfo::parse(&text));
     if let Some(tdp) = user {
+        // The user's figure needs only the number of CPUs to split it per CPU.
+        let cpus = match &info {
+            Ok(i) if i.logical_cpus > 0 => i.logical_cpus,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         return Ok(TdpChoice {
-            tdp: validate_tdp(tdp)?,
+            tdp,
             origin: "user".into(),
+            cpus,
         });
     }
-    let path = proc_root.join("cpuinfo");
-    let text = std::fs::read_to_string(&path).map_err(|e| MeterError::io(&path, e))?;
-    let info = CpuInfo::parse(&text);
+    let info = info?;
     if info.logical_cpus == 0 {
         return Err(MeterError::malformed(&path, "no processor entries"));
     }
@@ -113,6 +124,7 @@ pub fn choose_tdp(proc_root: &Path, user: Option<Watts>) -> Result<TdpChoice, Me
                     info.logical_cpus,
                     threads as usize * info.sockets
                 ),
+                cpus: info.logical_cpus,
             });
         }
     }
@@ -123,6 +135,7 @@ pub fn choose_tdp(proc_root: &Path, user: Option<Watts>) -> Result<TdpChoice, Me
              table; pass --cpu-tdp-w to set it)",
             info.logical_cpus, info.model
         ),
+        cpus: info.logical_cpus,
     })
 }
 
@@ -209,6 +222,16 @@ fn parse_meminfo_in_use_gib(path: &Path, text: &str) -> Result<f64, MeterError> 
     Ok(total_kib.saturating_sub(available_kib) as f64 / (1024.0 * 1024.0))
 }
 
+/// The estimate's parameters that attribution needs: a process tree's CPU-side energy under
+/// the model is its CPU time × `per_cpu` plus `dram_w_per_gib` × its resident GiB × time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EstimateModel {
+    /// Power of one fully busy logical CPU (TDP / logical CPUs).
+    pub per_cpu: Watts,
+    /// DRAM power per GiB in use.
+    pub dram_w_per_gib: f64,
+}
+
 /// The estimate reader: domains `cpu-package-0` (all CPUs) and `dram-0` (all memory).
 pub struct EstimateMeter {
     proc_root: PathBuf,
@@ -267,15 +290,19 @@ impl EstimateMeter {
         &self.tdp
     }
 
+    /// The model's parameters, for attributing its figures to a process tree.
+    pub fn model(&self) -> EstimateModel {
+        EstimateModel {
+            per_cpu: Watts(self.tdp.tdp.0 / self.tdp.cpus.max(1) as f64),
+            dram_w_per_gib: self.dram_w_per_gib,
+        }
+    }
+
     /// A reading that never goes below what was returned before.
     fn reading(&mut self, cpu: Joules, dram: Joules, warnings: Vec<String>) -> Reading {
         self.returned = [self.returned[0].max(cpu), self.returned[1].max(dram)];
         let updates = self.updates;
-        let reading = |energy| DomainReading {
-            energy,
-            source: Source::Estimated,
-            updates,
-        };
+        let reading = |energy| DomainReading::new(energy, Source::Estimated, updates);
         Reading {
             domains: vec![reading(self.returned[0]), reading(self.returned[1])],
             warnings,

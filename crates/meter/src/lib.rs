@@ -2,8 +2,12 @@
 //! and say how every joule was obtained.
 //!
 //! Readers implement one small trait, [`Meter`]: cumulative energy per [`Domain`], already
-//! corrected for counter wrap, each domain labelled with its [`Source`] (`Counter`,
-//! `IntegratedPower`, `Estimated`). The readers are CPU RAPL through powercap sysfs
+//! corrected for counter wrap and re-based after resets, each domain labelled with its
+//! [`Source`] (`Counter`, `IntegratedPower`, `Estimated`). No source is trusted because it
+//! exists: [`select`] probes every counter and uses only those that move. Unknown is never
+//! zero: a [`Measurement`] whose counter did not move, froze or reset has `None`, with the
+//! reason, and its attributed figure ([`process`]) separates this process tree's share from a
+//! neighbour's. The readers are CPU RAPL through powercap sysfs
 //! ([`PowercapMeter`]) and through perf events ([`PerfMeter`]), NVIDIA GPUs through NVML
 //! ([`NvmlMeter`], library loaded at run time), and an estimate from CPU utilisation × TDP
 //! ([`EstimateMeter`]) for machines with no readable counter. A [`Tracker`] owns the readers,
@@ -20,7 +24,10 @@
 //!
 //! let tracker = Tracker::new(MeterChoice::Auto, &MeterOptions::default())?;
 //! let (sum, m) = tracker.measure("work", || (0..1_000_000u64).sum::<u64>())?;
-//! println!("{sum}: {:.3} over {:.3} ({})", m.total, m.duration, m.source());
+//! match m.attributed {
+//!     Some(j) => println!("{sum}: {j:.3} over {:.3} ({})", m.duration, m.provenance()),
+//!     None => println!("{sum}: energy not measured ({:?})", m.unknown),
+//! }
 //! # Ok::<(), greenlab_meter::MeterError>(())
 //! ```
 
@@ -32,6 +39,8 @@ pub mod meter;
 pub mod nvml;
 pub mod perf;
 pub mod powercap;
+pub mod process;
+pub mod select;
 mod sysfs;
 pub mod tracker;
 pub mod units;
@@ -40,12 +49,14 @@ pub mod wrap;
 pub use carbon::{CarbonIntensity, emissions, intensity_for};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::MeterError;
-pub use estimate::EstimateMeter;
+pub use estimate::{EstimateMeter, EstimateModel};
 pub use meter::{Domain, DomainKind, DomainReading, Meter, Reading, check_meter};
 pub use nvml::NvmlMeter;
 pub use perf::PerfMeter;
 pub use powercap::{PowercapMeter, PowercapOptions};
+pub use select::{Backends, Candidate, DomainCheck, Survey, survey};
 pub use tracker::{
-    DomainEnergy, LaneGuard, Measurement, MeterChoice, MeterOptions, Sample, Tracker, WindowId,
+    Attribution, DomainEnergy, EnergyBasis, LaneGuard, Measurement, MeterChoice, MeterOptions,
+    Sample, Tracker, WindowId,
 };
-pub use units::{GramsCo2e, Joules, Seconds, Source, Watts};
+pub use units::{GramsCo2e, Joules, Provenance, Seconds, Source, Watts};

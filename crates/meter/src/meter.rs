@@ -96,6 +96,24 @@ pub struct DomainReading {
     /// How many times the underlying counter or sensor was seen to change since the meter was
     /// created. Never decreases. A window that spans zero updates did not resolve its energy.
     pub updates: u64,
+    /// How many intervals between two reads this domain could not account for since the meter
+    /// was created: its counter went backwards (a reset: a driver reload, an NVML reset, a
+    /// migrated virtual machine) or stopped reporting, and the reader re-based on the new value
+    /// and kept counting. The energy of those intervals is not in `energy`; a window that spans
+    /// one has no value for this domain. Never decreases.
+    pub gaps: u64,
+}
+
+impl DomainReading {
+    /// A reading with no gaps.
+    pub fn new(energy: Joules, source: Source, updates: u64) -> DomainReading {
+        DomainReading {
+            energy,
+            source,
+            updates,
+            gaps: 0,
+        }
+    }
 }
 
 /// The result of one `Meter::read`: one entry per domain, in the order of `Meter::domains`.
@@ -148,6 +166,38 @@ pub trait Meter: Send {
     /// The finest time the underlying sensor resolves: windows shorter than this get a warning.
     fn resolution(&self) -> Duration {
         Duration::from_millis(1)
+    }
+
+    /// How long a domain's counter may go without changing before it counts as frozen (a
+    /// counter that stopped in the middle of a run: the energy of the frozen time is unknown).
+    /// `None` for readers whose figures need no moving counter (models, power samples).
+    fn stall_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// What to call domain `index` in notes and errors: the event, file or device behind it
+    /// (`perf power/energy-psys`, `nvml device 0 energy counter`).
+    fn label(&self, index: usize) -> String {
+        match self.domains().get(index) {
+            Some(d) => format!("{} {d}", self.name()),
+            None => self.name().to_owned(),
+        }
+    }
+
+    /// Switches domain `index` to a weaker way of measuring that does not need the counter that
+    /// did not move (NVML: integrate power samples instead of the energy counter). Returns a
+    /// sentence saying what changed, or `None` when there is no other way (the default).
+    fn demote(&mut self, index: usize) -> Option<String> {
+        let _ = index;
+        None
+    }
+
+    /// The share (0..=1) of domain `index`'s activity since `since_unix_us` (microseconds since
+    /// the Unix epoch) that is due to the processes `pids`, where the hardware reports activity
+    /// per process (NVML's per-process utilisation); `None` where it does not (the default).
+    fn process_share(&mut self, index: usize, pids: &[u32], since_unix_us: u64) -> Option<f64> {
+        let _ = (index, pids, since_unix_us);
+        None
     }
 }
 
@@ -226,6 +276,13 @@ pub fn check_meter(
                         domains[i]
                     ));
                 }
+                if d.gaps < p.gaps {
+                    return Err(format!(
+                        "{}: read {step}, {}: gap count went down",
+                        meter.name(),
+                        domains[i]
+                    ));
+                }
                 if d.source != p.source {
                     return Err(format!(
                         "{}: read {step}, {}: source changed from {} to {}",
@@ -281,11 +338,7 @@ mod tests {
         fn read(&mut self) -> Result<Reading, MeterError> {
             self.1 -= 1.0;
             Ok(Reading {
-                domains: vec![DomainReading {
-                    energy: Joules(self.1),
-                    source: Source::Counter,
-                    updates: 0,
-                }],
+                domains: vec![DomainReading::new(Joules(self.1), Source::Counter, 0)],
                 warnings: vec![],
             })
         }

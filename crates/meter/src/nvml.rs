@@ -41,6 +41,17 @@ pub trait GpuBackend: Send {
         let _ = uuid_prefix;
         Ok(None)
     }
+
+    /// Per-process SM utilisation samples newer than `since_unix_us`: `(pid, sm_util %)` per
+    /// sample, or `Ok(None)` where the device or backend does not keep per-process accounting.
+    fn process_utilization(
+        &mut self,
+        device: u32,
+        since_unix_us: u64,
+    ) -> Result<Option<Vec<(u32, u32)>>, MeterError> {
+        let _ = (device, since_unix_us);
+        Ok(None)
+    }
 }
 
 /// The real NVML, loaded at run time.
@@ -98,6 +109,29 @@ impl GpuBackend for NvmlBackend {
         d.power_usage().map_err(|e| nvml_error("power", device, e))
     }
 
+    fn process_utilization(
+        &mut self,
+        device: u32,
+        since_unix_us: u64,
+    ) -> Result<Option<Vec<(u32, u32)>>, MeterError> {
+        let d = self
+            .nvml
+            .device_by_index(device)
+            .map_err(|e| nvml_error("handle", device, e))?;
+        match d.process_utilization_stats(since_unix_us) {
+            Ok(samples) => Ok(Some(
+                samples.into_iter().map(|s| (s.pid, s.sm_util)).collect(),
+            )),
+            Err(
+                nvml_wrapper::error::NvmlError::NotSupported
+                | nvml_wrapper::error::NvmlError::NotFound
+                | nvml_wrapper::error::NvmlError::NoPermission
+                | nvml_wrapper::error::NvmlError::FailedToLoadSymbol(_),
+            ) => Ok(None),
+            Err(e) => Err(nvml_error("process utilisation", device, e)),
+        }
+    }
+
     fn index_of_uuid(&self, uuid_prefix: &str) -> Result<Option<u32>, MeterError> {
         for i in 0..self.device_count()? {
             let d = self
@@ -147,7 +181,8 @@ pub fn visible_devices(
 
 enum Mode {
     Counter {
-        first_mj: u64,
+        /// Millijoules counted since the meter was created, across re-bases.
+        total_mj: u64,
         last_mj: u64,
     },
     Integrated {
@@ -161,6 +196,7 @@ struct Device {
     nvml_index: u32,
     mode: Mode,
     updates: u64,
+    gaps: u64,
 }
 
 /// The NVML reader: one domain per visible GPU.
@@ -204,7 +240,7 @@ impl NvmlMeter {
         for (cuda_index, &nvml_index) in visible.iter().enumerate() {
             let mode = match backend.energy_mj(nvml_index)? {
                 Some(mj) => Mode::Counter {
-                    first_mj: mj,
+                    total_mj: 0,
                     last_mj: mj,
                 },
                 None => Mode::Integrated {
@@ -218,6 +254,7 @@ impl NvmlMeter {
                 nvml_index,
                 mode,
                 updates: 0,
+                gaps: 0,
             });
         }
         Ok(NvmlMeter {
@@ -245,35 +282,45 @@ impl Meter for NvmlMeter {
 
     /// An NVML error on one device does not fail the read: that device keeps its last value
     /// and the reading carries a warning (a flagged sample); the next good read covers the
-    /// gap exactly (counter) or by one wider trapezoid (power).
+    /// gap exactly (counter) or by one wider trapezoid (power). A counter that goes backwards
+    /// was reset (a driver reload, a GPU reset): the device is re-based on the new value, the
+    /// interval since the previous read counts as a gap (its energy is unknown), and counting
+    /// goes on.
     fn read(&mut self) -> Result<Reading, MeterError> {
         let now = self.clock.now();
         let mut warnings = Vec::new();
         let mut domains = Vec::with_capacity(self.devices.len());
         for (dev, domain) in self.devices.iter_mut().zip(&self.domains) {
             match &mut dev.mode {
-                Mode::Counter { first_mj, last_mj } => {
+                Mode::Counter { total_mj, last_mj } => {
                     match self.backend.energy_mj(dev.nvml_index) {
                         Ok(Some(mj)) if mj >= *last_mj => {
                             if mj != *last_mj {
                                 dev.updates += 1;
                             }
+                            *total_mj += mj - *last_mj;
                             *last_mj = mj;
                         }
-                        Ok(Some(mj)) => warnings.push(format!(
-                            "{domain}: nvml energy counter went backwards ({} -> {mj} mJ); \
-                             sample ignored",
-                            *last_mj
-                        )),
+                        Ok(Some(mj)) => {
+                            warnings.push(format!(
+                                "{domain}: nvml energy counter went backwards ({} -> {mj} mJ): \
+                                 counter reset; re-based, the energy since the previous read is \
+                                 unknown",
+                                *last_mj
+                            ));
+                            dev.gaps += 1;
+                            *last_mj = mj;
+                        }
                         Ok(None) => warnings.push(format!(
                             "{domain}: nvml stopped reporting the energy counter; sample ignored"
                         )),
                         Err(e) => warnings.push(format!("{domain}: {e}; sample skipped")),
                     }
                     domains.push(DomainReading {
-                        energy: Joules::from_mj(*last_mj - *first_mj),
+                        energy: Joules::from_mj(*total_mj),
                         source: Source::Counter,
                         updates: dev.updates,
+                        gaps: dev.gaps,
                     });
                 }
                 Mode::Integrated {
@@ -298,11 +345,81 @@ impl Meter for NvmlMeter {
                         energy: *energy,
                         source: Source::IntegratedPower,
                         updates: dev.updates,
+                        gaps: dev.gaps,
                     });
                 }
             }
         }
         Ok(Reading { domains, warnings })
+    }
+
+    fn stall_after(&self) -> Option<Duration> {
+        // NVML refreshes the energy counter every few tens of milliseconds, and a GPU draws
+        // tens of watts even when idle.
+        Some(Duration::from_secs(2))
+    }
+
+    fn label(&self, index: usize) -> String {
+        match (self.devices.get(index), self.domains.get(index)) {
+            (Some(d), Some(domain)) => match d.mode {
+                Mode::Counter { .. } => format!(
+                    "nvml {domain} (nvml device {}) energy counter",
+                    d.nvml_index
+                ),
+                Mode::Integrated { .. } => {
+                    format!("nvml {domain} (nvml device {}) power", d.nvml_index)
+                }
+            },
+            _ => "nvml".to_owned(),
+        }
+    }
+
+    /// A device whose energy counter does not move (vGPU, boards that return a constant)
+    /// switches to integrating power samples, provided the device reports a non-zero power.
+    fn demote(&mut self, index: usize) -> Option<String> {
+        let dev = self.devices.get_mut(index)?;
+        if !matches!(dev.mode, Mode::Counter { .. }) {
+            return None;
+        }
+        let mw = self.backend.power_mw(dev.nvml_index).ok()?;
+        if mw == 0 {
+            return None;
+        }
+        let total = match dev.mode {
+            Mode::Counter { total_mj, .. } => Joules::from_mj(total_mj),
+            Mode::Integrated { energy, .. } => energy,
+        };
+        dev.mode = Mode::Integrated {
+            last_mw: mw,
+            last_at: self.clock.now(),
+            energy: total,
+        };
+        Some(format!(
+            "its energy counter did not move, but it reports {:.1} W: power samples every {} ms \
+             are integrated instead (integrated_power)",
+            f64::from(mw) / 1000.0,
+            POWER_POLL.as_millis()
+        ))
+    }
+
+    fn process_share(&mut self, index: usize, pids: &[u32], since_unix_us: u64) -> Option<f64> {
+        let dev = self.devices.get(index)?;
+        let samples = self
+            .backend
+            .process_utilization(dev.nvml_index, since_unix_us)
+            .ok()??;
+        let all: u64 = samples.iter().map(|&(_, u)| u64::from(u)).sum();
+        let ours: u64 = samples
+            .iter()
+            .filter(|(pid, _)| pids.contains(pid))
+            .map(|&(_, u)| u64::from(u))
+            .sum();
+        // No sample names one of our processes while the device was busy: the driver sees
+        // other pids than ours (a container's pid namespace), so the split cannot be trusted.
+        if all == 0 || ours == 0 {
+            return None;
+        }
+        Some((ours as f64 / all as f64).clamp(0.0, 1.0))
     }
 
     fn poll_interval(&self) -> Option<Duration> {
@@ -343,6 +460,8 @@ pub struct TraceBackend {
     clock: Arc<dyn Clock>,
     /// Queries (device, at) at which to fail, to test error handling.
     failures: Vec<(u32, Duration)>,
+    /// Per-process utilisation to report: `(device, pid, sm_util %)`; `None`: not kept.
+    processes: Option<Vec<(u32, u32, u32)>>,
 }
 
 impl TraceBackend {
@@ -358,7 +477,14 @@ impl TraceBackend {
             uuids,
             clock,
             failures: Vec::new(),
+            processes: None,
         }
+    }
+
+    /// Makes the backend report per-process utilisation: `(device, pid, sm_util %)`.
+    pub fn with_process_utilization(mut self, samples: Vec<(u32, u32, u32)>) -> TraceBackend {
+        self.processes = Some(samples);
+        self
     }
 
     /// Parses a trace CSV with header `t_s,device,energy_mj,power_mw` (empty `energy_mj`
@@ -428,6 +554,19 @@ impl GpuBackend for TraceBackend {
 
     fn power_mw(&mut self, device: u32) -> Result<u32, MeterError> {
         self.current(device).map(|s| s.power_mw)
+    }
+
+    fn process_utilization(
+        &mut self,
+        device: u32,
+        _since_unix_us: u64,
+    ) -> Result<Option<Vec<(u32, u32)>>, MeterError> {
+        Ok(self.processes.as_ref().map(|all| {
+            all.iter()
+                .filter(|(d, _, _)| *d == device)
+                .map(|&(_, pid, util)| (pid, util))
+                .collect()
+        }))
     }
 
     fn index_of_uuid(&self, uuid_prefix: &str) -> Result<Option<u32>, MeterError> {

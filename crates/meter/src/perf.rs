@@ -9,6 +9,10 @@
 //! them); `energy-cores` and `energy-gpu` are nested inside the package and never summed.
 //! Opening system-wide events needs `CAP_PERFMON` (or root) or
 //! `kernel.perf_event_paranoid <= 0`; refusal is `MeterError::Unsupported` with that fix.
+//!
+//! Opening proves nothing: virtual machines list `energy-psys` and let it be opened while its
+//! count never changes. The selection ([`crate::select`]) probes the events before using them.
+//! The kernel sits behind [`PerfCounters`] so that tests can stand in for it ([`fake`]).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -247,34 +251,77 @@ fn read_count(fd: &OwnedFd) -> Result<u64, std::io::Error> {
     Ok(value)
 }
 
+/// The two perf operations the reader needs, behind a seam so that tests can stand in for the
+/// kernel with counters that never move, stop, go backwards or refuse to open.
+pub trait PerfCounters: Send {
+    /// Opens a system-wide counting event of PMU `pmu_type` with `config` on `cpu`; returns a
+    /// handle for [`PerfCounters::read`].
+    fn open(&mut self, pmu_type: u32, config: u64, cpu: i32) -> Result<usize, std::io::Error>;
+
+    /// The current 64-bit count of an opened event.
+    fn read(&mut self, handle: usize) -> Result<u64, std::io::Error>;
+}
+
+/// The kernel's perf events (`perf_event_open(2)`).
+#[derive(Default)]
+pub struct SyscallCounters {
+    fds: Vec<OwnedFd>,
+}
+
+impl PerfCounters for SyscallCounters {
+    fn open(&mut self, pmu_type: u32, config: u64, cpu: i32) -> Result<usize, std::io::Error> {
+        self.fds.push(open_event(pmu_type, config, cpu)?);
+        Ok(self.fds.len() - 1)
+    }
+
+    fn read(&mut self, handle: usize) -> Result<u64, std::io::Error> {
+        let fd = self.fds.get(handle).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such perf event handle")
+        })?;
+        read_count(fd)
+    }
+}
+
 struct Counter {
-    fd: OwnedFd,
+    handle: usize,
+    event: String,
     scale: f64,
-    first: u64,
+    /// Counts accumulated since the meter was opened, across re-bases.
+    total: u64,
     last: u64,
     updates: u64,
+    gaps: u64,
 }
 
 /// The perf-events RAPL reader: `Source::Counter`, exact, no polling.
 pub struct PerfMeter {
     domains: Vec<Domain>,
     counters: Vec<Counter>,
+    backend: Box<dyn PerfCounters>,
     root: PathBuf,
 }
 
 impl PerfMeter {
     /// Discovers the power PMU under `root` and opens one event per domain (package + ram).
     pub fn new(root: &Path) -> Result<PerfMeter, MeterError> {
-        Self::open(root, PerfEvents::discover(root, false)?)
+        Self::with_psys(root, false)
     }
 
     /// As `new`, choosing psys alone over package + ram when `prefer_psys` and it exists.
     pub fn with_psys(root: &Path, prefer_psys: bool) -> Result<PerfMeter, MeterError> {
-        Self::open(root, PerfEvents::discover(root, prefer_psys)?)
+        Self::open(
+            root,
+            PerfEvents::discover(root, prefer_psys)?,
+            Box::new(SyscallCounters::default()),
+        )
     }
 
-    /// Opens the given events (after `PerfEvents::discover`).
-    pub fn open(root: &Path, events: PerfEvents) -> Result<PerfMeter, MeterError> {
+    /// Opens the given events (after `PerfEvents::discover`) through `backend`.
+    pub fn open(
+        root: &Path,
+        events: PerfEvents,
+        mut backend: Box<dyn PerfCounters>,
+    ) -> Result<PerfMeter, MeterError> {
         let mut domains = Vec::new();
         let mut counters = Vec::new();
         for (socket, &cpu) in events.cpus.iter().enumerate() {
@@ -282,26 +329,31 @@ impl PerfMeter {
                 if e.kind == DomainKind::Psys && socket > 0 {
                     continue;
                 }
-                let fd = open_event(events.pmu_type, e.config, cpu)
+                let handle = backend
+                    .open(events.pmu_type, e.config, cpu)
                     .map_err(|err| open_error(root, &e.name, cpu, err))?;
-                let first = read_count(&fd)
+                let first = backend
+                    .read(handle)
                     .map_err(|err| MeterError::io(root.join("events").join(&e.name), err))?;
                 domains.push(Domain {
                     kind: e.kind,
                     index: socket as u32,
                 });
                 counters.push(Counter {
-                    fd,
+                    handle,
+                    event: e.name.clone(),
                     scale: e.scale,
-                    first,
+                    total: 0,
                     last: first,
                     updates: 0,
+                    gaps: 0,
                 });
             }
         }
         Ok(PerfMeter {
             domains,
             counters,
+            backend,
             root: root.to_owned(),
         })
     }
@@ -331,37 +383,183 @@ impl Meter for PerfMeter {
         &self.domains
     }
 
+    /// A count that goes backwards (the kernel keeps 64 bits, so only a reset can do that: a
+    /// hypervisor that restored the counter, a reloaded driver) is re-based: the interval since
+    /// the last read is a gap whose energy is unknown, and counting goes on from the new value.
     fn read(&mut self) -> Result<Reading, MeterError> {
         let mut domains = Vec::with_capacity(self.counters.len());
-        for c in &mut self.counters {
-            let value = read_count(&c.fd).map_err(|e| MeterError::io(&self.root, e))?;
+        let mut warnings = Vec::new();
+        for (c, domain) in self.counters.iter_mut().zip(&self.domains) {
+            let value = self
+                .backend
+                .read(c.handle)
+                .map_err(|e| MeterError::io(self.root.join("events").join(&c.event), e))?;
             if value < c.last {
-                return Err(MeterError::Implausible {
-                    domain: "perf".into(),
-                    detail: format!(
-                        "a 64-bit perf energy count went backwards ({} -> {value})",
-                        c.last
-                    ),
-                });
-            }
-            if value != c.last {
-                c.updates += 1;
+                c.gaps += 1;
+                warnings.push(format!(
+                    "{domain}: perf power/{}/ went backwards ({} -> {value}): counter reset; \
+                     re-based, the energy since the previous read is unknown",
+                    c.event, c.last
+                ));
+            } else {
+                if value != c.last {
+                    c.updates += 1;
+                }
+                c.total += value - c.last;
             }
             c.last = value;
             domains.push(DomainReading {
-                energy: Joules((value - c.first) as f64 * c.scale),
+                energy: Joules(c.total as f64 * c.scale),
                 source: Source::Counter,
                 updates: c.updates,
+                gaps: c.gaps,
             });
         }
-        Ok(Reading {
-            domains,
-            warnings: Vec::new(),
-        })
+        Ok(Reading { domains, warnings })
     }
 
     fn resolution(&self) -> Duration {
         Duration::from_millis(1)
+    }
+
+    fn stall_after(&self) -> Option<Duration> {
+        // RAPL updates about every millisecond, and even an idle package draws power.
+        Some(Duration::from_secs(1))
+    }
+
+    fn label(&self, index: usize) -> String {
+        match self.counters.get(index) {
+            Some(c) => format!("perf power/{}", c.event),
+            None => "perf".to_owned(),
+        }
+    }
+}
+
+/// Stand-ins for the kernel's perf events, for tests (here and in other crates).
+pub mod fake {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use super::PerfCounters;
+
+    /// Writes a power PMU description under `root` as the kernel would: `type`, `cpumask` and
+    /// each event of `events` (e.g. `["energy-psys"]`) with its scale (2^-32 J) and unit.
+    pub fn write_pmu(root: &Path, cpumask: &str, events: &[&str]) -> std::io::Result<()> {
+        let dir = root.join("events");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(root.join("type"), "23\n")?;
+        std::fs::write(root.join("cpumask"), format!("{cpumask}\n"))?;
+        for (i, name) in events.iter().enumerate() {
+            std::fs::write(dir.join(name), format!("event=0x{:02x}\n", i + 1))?;
+            std::fs::write(
+                dir.join(format!("{name}.scale")),
+                "2.3283064365386962890625e-10\n",
+            )?;
+            std::fs::write(dir.join(format!("{name}.unit")), "Joules\n")?;
+        }
+        Ok(())
+    }
+
+    /// How a fake event's count moves on each read.
+    #[derive(Clone, Debug)]
+    pub enum FakeCount {
+        /// Adds `step` counts per read, for ever.
+        Steady(u64),
+        /// Never moves (a virtual machine's placeholder event).
+        Frozen(u64),
+        /// Adds `step` per read for `reads` reads, then never moves again.
+        StopsAfter {
+            /// Counts per read while it moves.
+            step: u64,
+            /// Reads before it stops.
+            reads: u64,
+        },
+        /// Adds `step` per read, and drops back to `to` once, at read `at`.
+        ResetsAt {
+            /// Counts per read.
+            step: u64,
+            /// The read at which it goes backwards.
+            at: u64,
+            /// The value it drops to.
+            to: u64,
+        },
+        /// Opening the event fails with this OS error (e.g. `libc::EACCES`).
+        Refuses(i32),
+    }
+
+    #[derive(Debug)]
+    struct Event {
+        how: FakeCount,
+        value: u64,
+        reads: u64,
+    }
+
+    /// Fake perf counters: events open in order and take their behaviour from the list given
+    /// (the last one repeats). Clones share state, so a test can keep one to inspect reads.
+    #[derive(Clone, Debug)]
+    pub struct FakeCounters {
+        plan: Vec<FakeCount>,
+        events: Arc<Mutex<Vec<Event>>>,
+    }
+
+    impl FakeCounters {
+        /// Events behaving as `plan` says, in the order they are opened.
+        pub fn new(plan: Vec<FakeCount>) -> FakeCounters {
+            FakeCounters {
+                plan,
+                events: Arc::new(Mutex::new(Vec::new())),
+            }
+        }
+    }
+
+    impl PerfCounters for FakeCounters {
+        fn open(&mut self, _: u32, _: u64, _: i32) -> Result<usize, std::io::Error> {
+            let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            let how = self
+                .plan
+                .get(events.len())
+                .or(self.plan.last())
+                .cloned()
+                .unwrap_or(FakeCount::Frozen(0));
+            if let FakeCount::Refuses(errno) = how {
+                return Err(std::io::Error::from_raw_os_error(errno));
+            }
+            let value = match how {
+                FakeCount::Frozen(v) => v,
+                _ => 1_000,
+            };
+            events.push(Event {
+                how,
+                value,
+                reads: 0,
+            });
+            Ok(events.len() - 1)
+        }
+
+        fn read(&mut self, handle: usize) -> Result<u64, std::io::Error> {
+            let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            let e = events.get_mut(handle).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such fake event")
+            })?;
+            e.reads += 1;
+            match e.how {
+                FakeCount::Steady(step) => e.value += step,
+                FakeCount::Frozen(_) | FakeCount::Refuses(_) => {}
+                FakeCount::StopsAfter { step, reads } => {
+                    if e.reads <= reads {
+                        e.value += step;
+                    }
+                }
+                FakeCount::ResetsAt { step, at, to } => {
+                    if e.reads == at {
+                        e.value = to;
+                    } else {
+                        e.value += step;
+                    }
+                }
+            }
+            Ok(e.value)
+        }
     }
 }
 

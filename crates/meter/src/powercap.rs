@@ -286,6 +286,10 @@ impl Meter for PowercapMeter {
         &self.domains
     }
 
+    /// A counter that goes down by more than one wrap at the highest plausible power can
+    /// explain was reset (a reloaded driver, a migrated virtual machine): the reader re-bases on
+    /// the new value, counts a gap (the energy since the previous read is unknown) and goes on
+    /// counting, with a warning.
     fn read(&mut self) -> Result<Reading, MeterError> {
         // Read every file first, commit only if all are consistent: a failed read leaves the
         // meter as it was, so the next read can still account for the whole interval.
@@ -310,20 +314,18 @@ impl Meter for PowercapMeter {
             // Energy the domain could have used since the last read, plus one microjoule of
             // rounding: more than that cannot be explained by one wrap.
             let possible_uj = self.max_power.0 * dt * 1e6 + 1.0;
-            if step.wrapped && step.delta as f64 > possible_uj {
-                return Err(MeterError::Implausible {
-                    domain: domain.to_string(),
-                    detail: format!(
-                        "{} went backwards from {} to {raw} µJ within {:.6} s; a wrap would mean \
-                         {:.0} W, above the {} limit; the counter was reset or the file is not \
-                         a rapl counter",
-                        z.energy_path.display(),
-                        z.counter.last(),
-                        dt,
-                        step.delta as f64 * 1e-6 / dt.max(1e-9),
-                        self.max_power
-                    ),
-                });
+            let reset = step.wrapped && step.delta as f64 > possible_uj;
+            if reset {
+                warnings.push(format!(
+                    "{domain}: {} went backwards from {} to {raw} µJ within {:.6} s (a wrap would \
+                     mean {:.0} W, above the {} limit): counter reset; re-based, the energy since \
+                     the previous read is unknown",
+                    z.energy_path.display(),
+                    z.counter.last(),
+                    dt,
+                    step.delta as f64 * 1e-6 / dt.max(1e-9),
+                    self.max_power
+                ));
             }
             let wrap_s = z.counter.modulus() as f64 * 1e-6 / self.max_power.0;
             if dt > wrap_s {
@@ -333,17 +335,22 @@ impl Meter for PowercapMeter {
                     dt, wrap_s, self.max_power
                 ));
             }
-            steps.push(raw);
+            steps.push((raw, reset));
         }
         let mut domains = Vec::with_capacity(self.zones.len());
-        for (z, raw) in self.zones.iter_mut().zip(steps) {
-            // Checked by peek above.
-            let _ = z.counter.advance(raw);
+        for (z, (raw, reset)) in self.zones.iter_mut().zip(steps) {
+            // Both checked by peek above (the raw value lies in the range).
+            if reset {
+                let _ = z.counter.rebase(raw);
+            } else {
+                let _ = z.counter.advance(raw);
+            }
             z.last_read = now;
             domains.push(DomainReading {
                 energy: Joules(z.counter.total() as f64 * 1e-6),
                 source: Source::Counter,
                 updates: z.counter.updates(),
+                gaps: z.counter.resets(),
             });
         }
         Ok(Reading { domains, warnings })
@@ -356,6 +363,19 @@ impl Meter for PowercapMeter {
     fn resolution(&self) -> Duration {
         // RAPL updates its energy status about every millisecond.
         Duration::from_millis(1)
+    }
+
+    fn stall_after(&self) -> Option<Duration> {
+        // Every millisecond, and even an idle package draws power: a second without a change
+        // is a counter that stopped.
+        Some(Duration::from_secs(1))
+    }
+
+    fn label(&self, index: usize) -> String {
+        match self.zones.get(index) {
+            Some(z) => format!("rapl {}", z.energy_path.display()),
+            None => "rapl".to_owned(),
+        }
     }
 }
 
@@ -552,26 +572,36 @@ mod tests {
     }
 
     #[test]
-    fn backwards_without_plausible_wrap_is_an_error_and_changes_nothing() {
+    fn backwards_without_plausible_wrap_is_a_reset_rebased_as_a_gap() {
         let dir = tempdir();
         let root = dir.path();
         two_sockets(root);
         let clock = ManualClock::new();
         let mut m = PowercapMeter::with_clock(root, &opts(), Arc::new(clock.clone()))
             .unwrap_or_else(|e| panic!("{e}"));
+        let before = m.read().unwrap_or_else(|e| panic!("{e}"));
         // 1 ms later package-0 reads 100 µJ: a wrap would be 100 100 µJ in 1 ms, above what
-        // 100 W can deliver (100 000 µJ).
+        // 100 W can deliver (100 000 µJ): the counter was reset.
         clock.advance(Duration::from_millis(1));
         set_energy(root, "intel-rapl:0", 100).unwrap_or_else(|e| panic!("{e}"));
-        let err = m.read().err();
-        assert!(
-            matches!(err, Some(MeterError::Implausible { .. })),
-            "{err:?}"
-        );
-        // Once enough time has passed the same wrap is plausible, and counted once.
-        clock.advance(Duration::from_millis(1));
         let r = m.read().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(r.domains[0].energy, Joules::from_uj(100_100));
+        assert_eq!(r.domains[0].energy, before.domains[0].energy, "nothing added");
+        assert_eq!(r.domains[0].gaps, 1);
+        assert_eq!(r.domains[1].gaps, 0, "other domains are unaffected");
+        assert!(
+            r.warnings.iter().any(|w| w.contains("counter reset")),
+            "{:?}",
+            r.warnings
+        );
+        // Counting goes on from the new base.
+        clock.advance(Duration::from_millis(1));
+        set_energy(root, "intel-rapl:0", 600).unwrap_or_else(|e| panic!("{e}"));
+        let r = m.read().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.domains[0].energy,
+            before.domains[0].energy + Joules::from_uj(500)
+        );
+        assert_eq!(r.domains[0].gaps, 1);
     }
 
     #[test]

@@ -204,8 +204,106 @@ impl fmt::Display for Source {
     }
 }
 
+/// What a set of energy figures is, for the one line a report or a verdict prints about them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provenance {
+    /// No figure is known.
+    NotMeasured,
+    /// Every figure is modelled (utilisation × TDP).
+    Estimated,
+    /// Every figure is integrated power samples.
+    IntegratedPower,
+    /// Every figure is a hardware counter's difference.
+    Counter,
+    /// Figures of several kinds, or some known and some not.
+    Mixed,
+}
+
+impl Provenance {
+    /// The provenance of a set of figures, each given by its source (`None`: not measured).
+    pub fn of(parts: impl IntoIterator<Item = Option<Source>>) -> Provenance {
+        let mut seen: Option<Option<Source>> = None;
+        let mut mixed = false;
+        for p in parts {
+            match seen {
+                None => seen = Some(p),
+                Some(s) if s != p => mixed = true,
+                Some(_) => {}
+            }
+        }
+        match (seen, mixed) {
+            (_, true) => Provenance::Mixed,
+            (None, _) | (Some(None), _) => Provenance::NotMeasured,
+            (Some(Some(Source::Estimated)), _) => Provenance::Estimated,
+            (Some(Some(Source::IntegratedPower)), _) => Provenance::IntegratedPower,
+            (Some(Some(Source::Counter)), _) => Provenance::Counter,
+        }
+    }
+
+    /// The provenance of several sets of figures: theirs when they agree, `Mixed` otherwise,
+    /// `NotMeasured` for none.
+    pub fn combine(parts: impl IntoIterator<Item = Provenance>) -> Provenance {
+        let mut out: Option<Provenance> = None;
+        for p in parts {
+            out = Some(match out {
+                None => p,
+                Some(q) if q == p => q,
+                Some(_) => Provenance::Mixed,
+            });
+        }
+        out.unwrap_or(Provenance::NotMeasured)
+    }
+
+    /// Whether any of the figures was measured or estimated at all.
+    pub fn is_known(self) -> bool {
+        self != Provenance::NotMeasured
+    }
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provenance::NotMeasured => "not measured",
+            Provenance::Estimated => "estimated",
+            Provenance::IntegratedPower => "integrated power",
+            Provenance::Counter => "counter",
+            Provenance::Mixed => "mixed",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn provenance_of_sets() {
+        use super::{Provenance, Source};
+        assert_eq!(Provenance::of([]), Provenance::NotMeasured);
+        assert_eq!(Provenance::of([None, None]), Provenance::NotMeasured);
+        assert_eq!(
+            Provenance::of([Some(Source::Estimated), Some(Source::Estimated)]),
+            Provenance::Estimated
+        );
+        assert_eq!(
+            Provenance::of([Some(Source::Counter), None]),
+            Provenance::Mixed
+        );
+        assert_eq!(
+            Provenance::of([Some(Source::Counter), Some(Source::IntegratedPower)]),
+            Provenance::Mixed
+        );
+        assert_eq!(Provenance::Mixed.to_string(), "mixed");
+        assert_eq!(
+            Provenance::combine([Provenance::Counter, Provenance::Counter]),
+            Provenance::Counter
+        );
+        assert_eq!(
+            Provenance::combine([Provenance::Counter, Provenance::NotMeasured]),
+            Provenance::Mixed
+        );
+        assert_eq!(Provenance::combine([]), Provenance::NotMeasured);
+    }
+
     use super::*;
 
     #[test]

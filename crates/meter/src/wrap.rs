@@ -21,13 +21,15 @@ pub fn wrapped_delta(prev: u64, now: u64, range_max: u64) -> Option<u64> {
     }
 }
 
-/// Accumulates a wrapping counter exactly, counting how often its value changed.
+/// Accumulates a wrapping counter exactly, counting how often its value changed and how often
+/// it had to be re-based after a reset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WrapCounter {
     range_max: u64,
     last: u64,
     total: u128,
     updates: u64,
+    resets: u64,
 }
 
 /// The outcome of offering a new raw value to a `WrapCounter`.
@@ -47,6 +49,7 @@ impl WrapCounter {
             last: first,
             total: 0,
             updates: 0,
+            resets: 0,
         })
     }
 
@@ -67,6 +70,21 @@ impl WrapCounter {
         self.total += u128::from(step.delta);
         self.last = now;
         Some(step)
+    }
+
+    /// Takes raw value `now` as the new base without adding anything: the counter was reset (it
+    /// went backwards by more than a wrap can explain), so the increase since the last value is
+    /// unknown. `None` (and nothing changes) if `now` lies outside the range.
+    pub fn rebase(&mut self, now: u64) -> Option<()> {
+        (now <= self.range_max).then(|| {
+            self.last = now;
+            self.resets += 1;
+        })
+    }
+
+    /// Number of re-bases (resets) since construction.
+    pub fn resets(&self) -> u64 {
+        self.resets
     }
 
     /// Accumulated increase since construction, in counter units.
@@ -94,6 +112,18 @@ impl WrapCounter {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_rebase_adds_nothing_and_is_counted() {
+        let mut c = WrapCounter::new(99, 10).unwrap_or_else(|| panic!("in range"));
+        c.advance(40);
+        assert_eq!(c.rebase(5), Some(()));
+        c.advance(7);
+        assert_eq!(c.total(), 32, "30 before the reset, 2 after it");
+        assert_eq!(c.resets(), 1);
+        assert_eq!(c.rebase(100), None, "out of range");
+        assert_eq!(c.last(), 7);
+    }
 
     #[test]
     fn one_wrap_by_hand() {

@@ -50,16 +50,8 @@ impl Meter for HandMeter {
         }
         Ok(Reading {
             domains: vec![
-                DomainReading {
-                    energy: Joules(e[0]),
-                    source: Source::Counter,
-                    updates: self.updates,
-                },
-                DomainReading {
-                    energy: Joules(e[1]),
-                    source: Source::IntegratedPower,
-                    updates: self.updates,
-                },
+                DomainReading::new(Joules(e[0]), Source::Counter, self.updates),
+                DomainReading::new(Joules(e[1]), Source::IntegratedPower, self.updates),
             ],
             warnings: vec![],
         })
@@ -103,11 +95,11 @@ fn windows_nest_and_overlap_with_exact_energies_and_sources() {
         "sync at both edges of both windows"
     );
     assert_eq!(m_inner.name, "step");
-    assert_eq!(m_inner.total, Joules(5.0));
-    assert_eq!(m_outer.total, Joules(13.5));
+    assert_eq!(m_inner.total, Some(Joules(5.0)));
+    assert_eq!(m_outer.total, Some(Joules(13.5)));
     assert_eq!(m_outer.domains[0].domain, "cpu-package-0");
-    assert_eq!(m_outer.domains[0].energy, Joules(10.0));
-    assert_eq!(m_outer.domains[1].energy, Joules(3.5));
+    assert_eq!(m_outer.domains[0].energy, Some(Joules(10.0)));
+    assert_eq!(m_outer.domains[1].energy, Some(Joules(3.5)));
     assert_eq!(m_outer.domains[0].source, Source::Counter);
     assert_eq!(
         m_outer.source(),
@@ -124,11 +116,12 @@ fn windows_nest_and_overlap_with_exact_energies_and_sources() {
         ]
     );
     // Average power is total over duration, and a peak (when reported) is never below it.
+    let average = m_outer.average_power.unwrap_or_else(|| panic!("{m_outer:?}"));
     if let Some(p) = m_outer.peak_power {
-        assert!(p.0 >= m_outer.average_power.0 * (1.0 - 1e-9));
+        assert!(p.0 >= average.0 * (1.0 - 1e-9));
     }
     assert!(
-        (m_outer.average_power.0 * m_outer.duration.0 - m_outer.total.0).abs() < 1e-6,
+        (average.0 * m_outer.duration.0 - m_outer.total.unwrap_or_default().0).abs() < 1e-6,
         "{m_outer:?}"
     );
 }
@@ -144,31 +137,52 @@ fn each_window_ends_once() {
 }
 
 #[test]
-fn short_and_unresolved_windows_are_flagged() {
+fn a_counter_window_without_an_update_is_not_measured_never_zero() {
+    // Nothing can stand in (no /proc here): the unresolved window is unknown, with why.
+    let no_proc = MeterOptions {
+        proc_root: std::path::PathBuf::from("/nonexistent/proc"),
+        ..MeterOptions::default()
+    };
     let (meter, _) = HandMeter::new(Duration::from_secs(3600));
-    let tracker = Tracker::from_meters(vec![Box::new(meter)], &MeterOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let tracker =
+        Tracker::from_meters(vec![Box::new(meter)], &no_proc).unwrap_or_else(|e| panic!("{e}"));
     let ((), m) = tracker
         .measure("tiny", || ())
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.domains[0].energy, None, "{m:?}");
     assert!(
-        m.warnings
-            .iter()
-            .any(|w| w.contains("shorter than the sensor resolution")),
-        "{:?}",
-        m.warnings
+        m.domains[0]
+            .unknown
+            .as_deref()
+            .is_some_and(|u| u.contains("shorter than the sensor resolution")),
+        "{m:?}"
     );
+    assert_eq!(m.total, None);
+    assert_eq!(m.provenance(), greenlab_meter::Provenance::NotMeasured);
+    let (meter, _) = HandMeter::new(Duration::ZERO);
+    let tracker =
+        Tracker::from_meters(vec![Box::new(meter)], &no_proc).unwrap_or_else(|e| panic!("{e}"));
+    let ((), m) = tracker
+        .measure("still", || std::hint::black_box(()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        m.unknown
+            .as_deref()
+            .is_some_and(|u| u.contains("no counter update")),
+        "{m:?}"
+    );
+    // With /proc readable, the estimate stands in for the cpu side, labelled as such; the
+    // power-integrated gpu-0 stays what it is.
     let (meter, _) = HandMeter::new(Duration::ZERO);
     let tracker = Tracker::from_meters(vec![Box::new(meter)], &MeterOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
     let ((), m) = tracker
         .measure("still", || std::hint::black_box(()))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        m.warnings.iter().any(|w| w.contains("no sensor update")),
-        "{:?}",
-        m.warnings
-    );
+    assert_eq!(m.domains[0].source, Source::Estimated, "{m:?}");
+    assert!(m.domains[0].filled.is_some(), "{m:?}");
+    assert!(m.total.is_some(), "{m:?}");
+    assert_eq!(m.provenance(), greenlab_meter::Provenance::Mixed);
 }
 
 #[test]
@@ -222,7 +236,7 @@ fn tracker_over_a_wrapping_powercap_tree_is_exact() {
         1,
         "core is nested in the package: never summed"
     );
-    assert_eq!(m.domains[0].energy, Joules::from_uj(15_000_000));
+    assert_eq!(m.domains[0].energy, Some(Joules::from_uj(15_000_000)));
     assert_eq!(m.domains[0].source, Source::Counter);
     assert_eq!(m.domains[0].updates, 50);
 }
@@ -271,11 +285,11 @@ fn estimate_only_never_fails_and_is_labelled() {
     let m = t.end(id).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.source(), Source::Estimated);
     assert!(
-        m.total.0 > 0.0,
+        m.total.is_some_and(|t| t.0 > 0.0),
         "the idle term alone is positive over a non-empty window"
     );
     assert!(
-        m.net(Watts(1e9)) == Joules(0.0),
+        m.net(Watts(1e9)) == Some(Joules(0.0)),
         "net energy is floored at zero"
     );
 }
@@ -313,11 +327,11 @@ fn tracker_is_send_and_sync_and_windows_work_across_threads() {
             let ((), m) = tracker
                 .measure("in-thread", || add(&energy, 2.0, 0.0))
                 .unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(m.total, Joules(2.0));
+            assert_eq!(m.total, Some(Joules(2.0)));
         });
     });
     let m = tracker.end(id).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(m.total, Joules(2.0));
+    assert_eq!(m.total, Some(Joules(2.0)));
 }
 
 #[test]
@@ -356,14 +370,14 @@ fn concurrent_lanes_share_the_energy_and_never_count_it_twice() {
         )
     });
     let whole = tracker.end(whole).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(whole.total, Joules(13.0));
+    assert_eq!(whole.total, Some(Joules(13.0)));
     assert_eq!(whole.concurrency, 1, "the enclosing window is not a lane");
-    assert_eq!(a.total, Joules(4.5));
-    assert_eq!(a.domains[0].energy, Joules(4.0));
-    assert_eq!(a.domains[1].energy, Joules(0.5));
-    assert_eq!(b.total, Joules(8.5));
+    assert_eq!(a.total, Some(Joules(4.5)));
+    assert_eq!(a.domains[0].energy, Some(Joules(4.0)));
+    assert_eq!(a.domains[1].energy, Some(Joules(0.5)));
+    assert_eq!(b.total, Some(Joules(8.5)));
     assert_eq!(
-        a.total + b.total,
+        a.total.zip(b.total).map(|(a, b)| a + b),
         whole.total,
         "shares add up to the reading"
     );
@@ -379,6 +393,6 @@ fn concurrent_lanes_share_the_energy_and_never_count_it_twice() {
     let w = tracker.begin("alone").unwrap_or_else(|e| panic!("{e}"));
     add(&energy, 3.0, 0.0);
     let m = tracker.end(w).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((m.total, m.concurrency), (Joules(3.0), 1));
+    assert_eq!((m.total, m.concurrency), (Some(Joules(3.0)), 1));
     assert!(!m.warnings.iter().any(|w| w.contains("split equally")));
 }

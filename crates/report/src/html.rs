@@ -111,12 +111,22 @@ fn table_html(out: &mut String, table: &Table) {
     out.push_str("</tbody></table></div>\n");
 }
 
+/// The verdict's qualifier ("on estimated energy: ..."), as a small line under the badge.
+fn qualifier_html(finding: &Finding) -> String {
+    finding
+        .qualifier
+        .as_ref()
+        .map(|q| format!(r#"<span class="qualifier">{}</span>"#, escape(q)))
+        .unwrap_or_default()
+}
+
 fn finding_html(out: &mut String, finding: &Finding) {
     let _ = writeln!(
         out,
-        r#"<div class="finding finding-{}"><div class="finding-head">{}<p class="claim">{}</p></div><p class="evidence">{}</p></div>"#,
+        r#"<div class="finding finding-{}"><div class="finding-head">{}{}<p class="claim">{}</p></div><p class="evidence">{}</p></div>"#,
         finding.verdict.css(),
         badge(finding.verdict),
+        qualifier_html(finding),
         escape(&finding.claim),
         escape(&finding.evidence)
     );
@@ -269,7 +279,7 @@ pub(crate) fn render(report: &Report) -> Result<String, ReportError> {
             out,
             r#"<section class="card summary" id="findings-at-a-glance">
 <h2>Findings at a glance</h2>
-<p class="tally"><span class="tally-item">{} {}</span><span class="tally-item">{} {}</span><span class="tally-item">{} {}</span></p>
+<p class="tally"><span class="tally-item">{} {}</span><span class="tally-item">{} {}</span><span class="tally-item">{} {}</span><span class="tally-item">{} {}</span></p>
 <div class="table-wrap"><table class="findings"><thead><tr><th scope="col">Claim</th><th scope="col">Verdict</th><th scope="col">Evidence</th></tr></thead><tbody>
 "#,
             count(Verdict::Reproduced),
@@ -278,14 +288,17 @@ pub(crate) fn render(report: &Report) -> Result<String, ReportError> {
             badge(Verdict::Inconclusive),
             count(Verdict::NotReproduced),
             badge(Verdict::NotReproduced),
+            count(Verdict::CannotJudge),
+            badge(Verdict::CannotJudge),
         );
         for (section, finding) in &findings {
             let _ = writeln!(
                 out,
-                r##"<tr><td><a href="#{}">{}</a></td><td>{}</td><td class="evidence">{}</td></tr>"##,
+                r##"<tr><td><a href="#{}">{}</a></td><td>{}{}</td><td class="evidence">{}</td></tr>"##,
                 ids[*section],
                 escape(&finding.claim),
                 badge(finding.verdict),
+                qualifier_html(finding),
                 escape(&finding.evidence)
             );
         }

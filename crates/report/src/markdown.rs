@@ -64,7 +64,7 @@ fn block_markdown(out: &mut String, block: &Block) {
             let _ = writeln!(
                 out,
                 "> **{}**: {}  \n> {}\n",
-                finding.verdict.label(),
+                finding.verdict_line(),
                 escape(&finding.claim),
                 escape(&finding.evidence)
             );
@@ -232,7 +232,7 @@ pub(crate) fn render(report: &Report) -> String {
         out.push_str("## Findings at a glance\n\n");
         let rows: Vec<Vec<String>> = findings
             .iter()
-            .map(|(_, f)| vec![escape(&f.claim), format!("**{}**", f.verdict.label())])
+            .map(|(_, f)| vec![escape(&f.claim), format!("**{}**", f.verdict_line())])
             .collect();
         pipe_table(
             &mut out,

@@ -181,15 +181,19 @@ pub enum Verdict {
     NotReproduced,
     /// Too little data or too weak an effect to say either way.
     Inconclusive,
+    /// The data a verdict needs were not measured (for instance no energy could be measured
+    /// on the machine): neither reproduced nor not reproduced.
+    CannotJudge,
 }
 
 impl Verdict {
-    /// Lowercase label: "reproduced", "not reproduced", "inconclusive".
+    /// Lowercase label: "reproduced", "not reproduced", "inconclusive", "cannot judge".
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Reproduced => "reproduced",
             Verdict::NotReproduced => "not reproduced",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::CannotJudge => "cannot judge",
         }
     }
 
@@ -199,6 +203,7 @@ impl Verdict {
             Verdict::Reproduced => "reproduced",
             Verdict::NotReproduced => "not-reproduced",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::CannotJudge => "cannot-judge",
         }
     }
 }
@@ -213,6 +218,10 @@ pub struct Finding {
     /// The numbers behind the verdict, e.g. "99 % of best accuracy with 41 % of the energy of
     /// random search (p = 0.004)". Use [`mod@crate::format`] to format the numbers.
     pub evidence: String,
+    /// What the verdict rests on, printed right after it: "on estimated energy: the estimate
+    /// follows run time", or for [`Verdict::CannotJudge`] why ("no energy measured: ...").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
 }
 
 impl Finding {
@@ -222,6 +231,23 @@ impl Finding {
             claim: claim.into(),
             verdict,
             evidence: evidence.into(),
+            qualifier: None,
+        }
+    }
+
+    /// The same finding with what its verdict rests on.
+    pub fn qualified(mut self, qualifier: impl Into<String>) -> Self {
+        self.qualifier = Some(qualifier.into());
+        self
+    }
+
+    /// The verdict as one line: "reproduced, on estimated energy: the estimate follows run
+    /// time", "cannot judge: no energy measured (...)".
+    pub fn verdict_line(&self) -> String {
+        match (&self.qualifier, self.verdict) {
+            (Some(q), Verdict::CannotJudge) => format!("{}: {q}", self.verdict.label()),
+            (Some(q), _) => format!("{}, {q}", self.verdict.label()),
+            (None, _) => self.verdict.label().to_owned(),
         }
     }
 }
@@ -575,5 +601,27 @@ impl IntervalCell {
     pub fn with_group(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_line_says_what_it_rests_on() {
+        let f = Finding::new("claim", Verdict::Reproduced, "numbers")
+            .qualified("on estimated energy: the estimate follows run time");
+        assert_eq!(
+            f.verdict_line(),
+            "reproduced, on estimated energy: the estimate follows run time"
+        );
+        let f = Finding::new("claim", Verdict::CannotJudge, "")
+            .qualified("no energy measured (psys froze)");
+        assert_eq!(f.verdict_line(), "cannot judge: no energy measured (psys froze)");
+        assert_eq!(
+            Finding::new("c", Verdict::Inconclusive, "").verdict_line(),
+            "inconclusive"
+        );
     }
 }

@@ -310,8 +310,8 @@ fn every_plot_renders_as_a_sized_inline_svg_in_the_browser() {
             "figure without caption"
         );
     }
-    // 4 findings × (section + summary table) + 3 tally badges.
-    assert_eq!(probe["badges"], 4 * 2 + 3);
+    // 4 findings × (section + summary table) + 4 tally badges (one per verdict).
+    assert_eq!(probe["badges"], 4 * 2 + 4);
     // Chromium's --screenshot captures the window only; keep the artefact complete.
     let height = probe["pageHeight"].as_f64().unwrap();
     assert!(

@@ -87,8 +87,11 @@ impl TrialRow {
 }
 
 /// Attaches intermediate rows `(trial_id, step, value, energy_j)`, sorted by trial id then
-/// step, to `trials`.
-pub fn attach_intermediate(trials: &mut [Trial], rows: Vec<(TrialId, i64, Option<f64>, f64)>) {
+/// step, to `trials` (a `NULL` energy stays unknown).
+pub fn attach_intermediate(
+    trials: &mut [Trial],
+    rows: Vec<(TrialId, i64, Option<f64>, Option<f64>)>,
+) {
     let mut index: BTreeMap<TrialId, usize> = BTreeMap::new();
     for (i, t) in trials.iter().enumerate() {
         index.insert(t.id, i);
@@ -98,7 +101,7 @@ pub fn attach_intermediate(trials: &mut [Trial], rows: Vec<(TrialId, i64, Option
             trials[i].intermediate.push(Intermediate {
                 step: u32::try_from(step).unwrap_or(u32::MAX),
                 value: value.unwrap_or(f64::NAN),
-                energy: Joules(energy),
+                energy: energy.map(Joules),
             });
         }
     }

@@ -603,7 +603,7 @@ impl Storage for PostgresStorage {
         trial: TrialId,
         step: u32,
         value: f64,
-        energy_j: f64,
+        energy_j: Option<f64>,
     ) -> Result<(), TuneError> {
         let step = i64::from(step);
         self.write(|tx| {

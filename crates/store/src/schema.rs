@@ -6,12 +6,13 @@
 //! migration is appended to both lists (never edit an applied one) and bumps the constant.
 
 /// The highest schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// SQLite migrations: `(version, statements)`.
-pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE studies (
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE studies (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         spec_json TEXT NOT NULL,
@@ -41,12 +42,30 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
         energy_j REAL NOT NULL,
         PRIMARY KEY (trial_id, step)
     );",
-)];
+    ),
+    (
+        2,
+        // Unknown energy is not zero: an intermediate report's energy may be NULL. SQLite
+        // cannot drop a NOT NULL constraint, so the table is rebuilt with its rows.
+        "CREATE TABLE intermediate_v2 (
+        trial_id INTEGER NOT NULL REFERENCES trials(id),
+        step INTEGER NOT NULL,
+        value REAL,
+        energy_j REAL,
+        PRIMARY KEY (trial_id, step)
+    );
+    INSERT INTO intermediate_v2 (trial_id, step, value, energy_j)
+        SELECT trial_id, step, value, energy_j FROM intermediate;
+    DROP TABLE intermediate;
+    ALTER TABLE intermediate_v2 RENAME TO intermediate;",
+    ),
+];
 
 /// PostgreSQL migrations: `(version, statements)`.
-pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE studies (
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE studies (
         id BIGSERIAL PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         spec_json TEXT NOT NULL,
@@ -76,7 +95,13 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
         energy_j DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (trial_id, step)
     );",
-)];
+    ),
+    (
+        2,
+        // Unknown energy is not zero: an intermediate report's energy may be NULL.
+        "ALTER TABLE intermediate ALTER COLUMN energy_j DROP NOT NULL;",
+    ),
+];
 
 #[cfg(test)]
 mod tests {

@@ -558,7 +558,7 @@ impl Storage for SqliteStorage {
         trial: TrialId,
         step: u32,
         value: f64,
-        energy_j: f64,
+        energy_j: Option<f64>,
     ) -> Result<(), TuneError> {
         self.write(|tx| {
             let (state, _) = Self::state_of(tx, trial)?;

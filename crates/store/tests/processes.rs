@@ -129,7 +129,7 @@ fn worker(args: &[String]) -> ExitCode {
                 let lease = Duration::from_millis(number(1)?);
                 let t = s.create_trial(study.id, &me, lease)?;
                 s.set_params(t.id, &lr(-1.0))?;
-                s.report_intermediate(t.id, 1, 0.25, 4.0)?;
+                s.report_intermediate(t.id, 1, 0.25, Some(4.0))?;
                 println!("holding {} {}", t.id, t.number);
                 // Renew the lease like a live worker until the parent kills us.
                 loop {

@@ -42,7 +42,7 @@ fn a_reopened_database_keeps_everything_and_continues_numbering() {
             .create_trial(study.id, "w", Duration::from_secs(60))
             .expect("trial");
         s.set_params(t.id, &lr(0.01)).expect("params");
-        s.report_intermediate(t.id, 1, 0.5, 2.0).expect("report");
+        s.report_intermediate(t.id, 1, 0.5, Some(2.0)).expect("report");
         s.finish_trial(t.id, &complete(0.75)).expect("finish");
         s.enqueue_trial(study.id, &lr(0.02)).expect("enqueue");
         let done = s.trial(study.id, t.id).expect("trial");
@@ -61,6 +61,45 @@ fn a_reopened_database_keeps_everything_and_continues_numbering() {
         .create_trial(study.id, "w", Duration::from_secs(60))
         .expect("trial");
     assert_eq!(next.number, 2);
+}
+
+#[test]
+fn a_version_1_database_migrates_and_keeps_its_energy() {
+    let files = TempFiles::new();
+    let path = files.fresh();
+    {
+        // A database as greenlab with schema version 1 wrote it: energy_j NOT NULL and the
+        // energy record with a plain number as total.
+        let raw = rusqlite::Connection::open(&path).expect("raw open");
+        raw.execute_batch(
+            "CREATE TABLE greenlab_schema (version INTEGER NOT NULL, applied_at REAL NOT NULL)",
+        )
+        .expect("schema table");
+        raw.execute_batch(greenlab_store::schema::SQLITE_MIGRATIONS[0].1)
+            .expect("version 1");
+        raw.execute_batch(
+            r#"INSERT INTO greenlab_schema VALUES (1, 0);
+               INSERT INTO studies (id, name, spec_json, created_at, next_number)
+                   VALUES (1, 'old', '{}', 0, 1);
+               INSERT INTO trials (id, study_id, number, state, params, values_json, energy)
+                   VALUES (1, 1, 0, 'complete', '{}', '[0.5]',
+                   '{"total":12.5,"source":"counter","duration":1.5,"domains":[["psys",12.5,"counter"]]}');
+               INSERT INTO intermediate VALUES (1, 1, 0.4, 6.0);"#,
+        )
+        .expect("old rows");
+    }
+    let s = SqliteStorage::open(&path).expect("migrates");
+    let study = s.study("old").expect("study");
+    let t = &s.trials(study.id).expect("trials")[0];
+    let e = t.energy.as_ref().expect("energy");
+    assert_eq!(e.total, Some(greenlab_meter::Joules(12.5)));
+    assert_eq!(e.attributed, None, "version 1 knew no attribution");
+    assert_eq!(t.intermediate[0].energy, Some(greenlab_meter::Joules(6.0)));
+    let live = s
+        .create_trial(study.id, "w", Duration::from_secs(60))
+        .expect("trial");
+    s.report_intermediate(live.id, 1, 0.5, None)
+        .expect("NULL energy is accepted after the migration");
 }
 
 #[test]

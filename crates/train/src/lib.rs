@@ -25,7 +25,7 @@
 //!     println!("epoch {}: test accuracy {:?}", epoch.epoch, epoch.test_accuracy);
 //!     Control::Continue
 //! })?;
-//! println!("{:?} after {} ({})", result.final_test_accuracy, result.total_energy, result.energy_source);
+//! println!("{:?} after {:?} ({})", result.final_test_accuracy, result.attributed_energy, result.energy_provenance);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -36,7 +36,11 @@ use std::path::PathBuf;
 
 use greenlab_data::{DEFAULT_FASHION_MNIST_DIR, DatasetKind};
 use greenlab_engine::{AdamConfig, EngineError};
-use greenlab_meter::{Joules, Measurement, MeterError, Seconds, Source};
+use greenlab_meter::{Joules, Measurement, MeterError, Provenance, Seconds, Source};
+
+fn not_measured() -> Provenance {
+    Provenance::NotMeasured
+}
 use greenlab_model::{Architecture, ModelError};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +71,9 @@ pub enum TrainError {
     /// The dataset does not suit the run (empty, too few classes).
     #[error("dataset: {0}")]
     Data(String),
+    /// Work that needs an energy figure met a window whose energy is not known.
+    #[error("energy not measured: {0}; see `greenlab meters`")]
+    EnergyUnknown(String),
 }
 
 /// Everything that defines a training run (the resolved config written beside its results).
@@ -155,8 +162,9 @@ pub struct StepReport {
     pub accuracy: f64,
     /// Training throughput over this epoch so far.
     pub images_per_second: f64,
-    /// Energy of the whole run so far (updated every few steps).
-    pub energy_so_far: Joules,
+    /// Attributed energy of the whole run so far (updated every few steps); `None` once any
+    /// window of the run was not measured.
+    pub energy_so_far: Option<Joules>,
 }
 
 /// One epoch's figures.
@@ -245,14 +253,23 @@ pub struct TrainResult {
     pub final_test_accuracy: Option<f64>,
     /// Best test accuracy over the evaluated epochs.
     pub best_test_accuracy: Option<f64>,
-    /// Energy of the training windows.
-    pub training_energy: Joules,
-    /// Energy of the evaluation windows.
-    pub evaluation_energy: Joules,
-    /// Training plus evaluation energy: what the run cost.
-    pub total_energy: Joules,
-    /// The weakest source among all windows' domains.
+    /// Energy of the training windows (machine figure); `None` when any was not measured.
+    pub training_energy: Option<Joules>,
+    /// Energy of the evaluation windows (machine figure); `None` when any was not measured.
+    pub evaluation_energy: Option<Joules>,
+    /// Training plus evaluation energy, machine figure: what the machine used meanwhile.
+    pub total_energy: Option<Joules>,
+    /// Training plus evaluation energy attributed to this process: what the run cost.
+    #[serde(default)]
+    pub attributed_energy: Option<Joules>,
+    /// The weakest source among all windows' measured domains.
     pub energy_source: Source,
+    /// What the energy figures are (counter, estimated, mixed, not measured).
+    #[serde(default = "not_measured")]
+    pub energy_provenance: Provenance,
+    /// Why the energy is unknown, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_unknown: Option<String>,
     /// Training time (evaluation excluded).
     pub training_duration: Seconds,
     /// Training plus evaluation time.

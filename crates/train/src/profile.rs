@@ -129,7 +129,7 @@ pub struct LayerProfileReport {
     pub unattributed: Estimate,
     /// `unattributed / whole_step` in percent (target: within ±5 %).
     pub unattributed_percent: Estimate,
-    /// Average power over each repetition's window.
+    /// Average power attributed to this process over each repetition's window.
     pub power: Estimate,
     /// How the energy was obtained.
     pub energy_source: Source,
@@ -193,7 +193,20 @@ pub fn profile(
         source = source.min(m.source());
         warnings.extend(m.warnings.iter().cloned());
         parts.scale(1.0 / steps as f64);
-        reps.push((parts, m.average_power));
+        // Per-layer energy is time × the power attributed to this process: without that
+        // power there is nothing to split, and a guess would be passed off as a figure.
+        let power = m
+            .attributed
+            .and_then(|e| e.per(m.duration))
+            .ok_or_else(|| {
+                TrainError::EnergyUnknown(format!(
+                    "profile repetition {r}: {}",
+                    m.unknown.clone().unwrap_or_else(|| {
+                        "the window's energy could not be attributed to this process".into()
+                    })
+                ))
+            })?;
+        reps.push((parts, power));
     }
     warnings.sort();
     warnings.dedup();

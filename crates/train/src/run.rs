@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use greenlab_data::{Batch, Batches, Dataset, Split};
 use greenlab_engine::{Engine, EngineError, Trainer};
-use greenlab_meter::{Joules, Measurement, MeterError, Seconds, Source, Tracker, WindowId};
+use greenlab_meter::{
+    Joules, Measurement, MeterError, Provenance, Seconds, Source, Tracker, WindowId,
+};
 use greenlab_model::InputShape;
 
 use crate::{Control, EpochReport, RunStatus, StepReport, TrainConfig, TrainError, TrainResult};
@@ -122,7 +124,7 @@ pub fn train_with(
         trainer: trainer.as_mut(),
         tracker,
         sync: engine.sync_hook(),
-        energy_so_far: Joules(0.0),
+        energy_so_far: Some(Joules(0.0)),
     };
 
     let mut epochs = Vec::with_capacity(config.epochs);
@@ -181,12 +183,27 @@ pub fn train_with(
         }
     }
 
-    let training_energy: Joules = epochs.iter().map(|e| e.energy.total).sum();
-    let evaluation_energy: Joules = epochs
+    // Unknown stays unknown: one unmeasured window makes the sum unknown.
+    let windows = || {
+        epochs
+            .iter()
+            .flat_map(|e| std::iter::once(&e.energy).chain(e.evaluation.as_ref()))
+    };
+    let training_energy: Option<Joules> = epochs.iter().map(|e| e.energy.total).sum();
+    let evaluation_energy: Option<Joules> = epochs
         .iter()
         .filter_map(|e| e.evaluation.as_ref())
         .map(|m| m.total)
         .sum();
+    let attributed_energy: Option<Joules> = windows().map(|m| m.attributed).sum();
+    let energy_unknown = windows()
+        .find_map(|m| m.unknown.clone())
+        .or_else(|| {
+            attributed_energy
+                .is_none()
+                .then(|| "energy could not be attributed to this process".to_owned())
+        });
+    let energy_provenance = Provenance::combine(windows().map(Measurement::provenance));
     let training_duration: Seconds = epochs.iter().map(|e| e.energy.duration).sum();
     let evaluation_duration: Seconds = epochs
         .iter()
@@ -215,8 +232,11 @@ pub fn train_with(
         best_test_accuracy,
         training_energy,
         evaluation_energy,
-        total_energy: training_energy + evaluation_energy,
+        total_energy: training_energy.zip(evaluation_energy).map(|(a, b)| a + b),
+        attributed_energy,
         energy_source,
+        energy_provenance,
+        energy_unknown,
         training_duration,
         total_duration: training_duration + evaluation_duration,
         meter: tracker
@@ -268,7 +288,7 @@ struct Run<'a> {
     tracker: &'a Tracker,
     sync: Option<Box<dyn Fn() + Send + Sync>>,
     /// Energy of every closed window so far (training and evaluation).
-    energy_so_far: Joules,
+    energy_so_far: Option<Joules>,
 }
 
 struct Pass {
@@ -326,7 +346,7 @@ impl Run<'_> {
         let start = Instant::now();
         let mut pass = (0.0f64, 0usize, 0usize, 0usize, None);
         let mut interrupted_at = None;
-        let mut chunk_energy = Joules(0.0);
+        let mut chunk_energy = Some(Joules(0.0));
         while batches.next_into(batch) {
             let stats = match self.trainer.train_step(batch) {
                 Ok(s) => s,
@@ -345,7 +365,7 @@ impl Run<'_> {
                 let reopened = self.tracker.begin(&format!("epoch-{epoch}-chunk"));
                 match (closed, reopened) {
                     (Ok(m), Ok(id)) => {
-                        chunk_energy += m.total;
+                        chunk_energy = chunk_energy.zip(m.attributed).map(|(a, b)| a + b);
                         chunk = id;
                     }
                     (Err(e), reopened) => {
@@ -368,16 +388,20 @@ impl Run<'_> {
                 } else {
                     0.0
                 },
-                energy_so_far: self.energy_so_far + chunk_energy,
+                energy_so_far: self.energy_so_far.zip(chunk_energy).map(|(a, b)| a + b),
             });
             if observer.interrupted() {
                 interrupted_at = Some(pass.3);
                 break;
             }
         }
-        let _ = self.tracker.end(chunk);
+        // The chunk only fed the progress report; the epoch's figure is the whole window's.
+        let _progress_only = self.tracker.end(chunk);
         let measurement = self.end(window)?;
-        self.energy_so_far += measurement.total;
+        self.energy_so_far = self
+            .energy_so_far
+            .zip(measurement.attributed)
+            .map(|(a, b)| a + b);
         Ok(Pass {
             loss_sum: pass.0,
             correct: pass.1,
@@ -418,7 +442,7 @@ impl Run<'_> {
             }
         }
         let m = self.end(window)?;
-        self.energy_so_far += m.total;
+        self.energy_so_far = self.energy_so_far.zip(m.attributed).map(|(a, b)| a + b);
         let n = seen.max(1) as f64;
         Ok((loss / n, correct as f64 / n, m))
     }

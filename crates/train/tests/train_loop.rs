@@ -33,11 +33,12 @@ impl Meter for ConstantPower {
     }
     fn read(&mut self) -> Result<Reading, MeterError> {
         Ok(Reading {
-            domains: vec![DomainReading {
-                energy: Joules(self.watts * self.start.elapsed().as_secs_f64()),
-                source: Source::Counter,
-                updates: 1,
-            }],
+            // A live counter: it changes at every read.
+            domains: vec![DomainReading::new(
+                Joules(self.watts * self.start.elapsed().as_secs_f64()),
+                Source::Counter,
+                self.start.elapsed().as_nanos() as u64,
+            )],
             warnings: Vec::new(),
         })
     }
@@ -210,7 +211,7 @@ fn epochs_carry_metrics_and_energy() {
     // energy: the constant 50 W over each window
     for e in &result.epochs {
         // the tracker's clock and the fake's differ by microseconds: a few percent at most
-        let w = e.energy.total.0 / e.energy.duration.0;
+        let w = e.energy.total.unwrap().0 / e.energy.duration.0;
         assert!((w - 50.0).abs() < 0.05 * 50.0, "{w} W");
         assert_eq!(e.energy.source(), Source::Counter);
         assert!(e.evaluation.is_some());
@@ -219,13 +220,18 @@ fn epochs_carry_metrics_and_energy() {
     let sum: f64 = result
         .epochs
         .iter()
-        .map(|e| e.energy.total.0 + e.evaluation.as_ref().map_or(0.0, |m| m.total.0))
+        .map(|e| {
+            e.energy.total.unwrap().0 + e.evaluation.as_ref().map_or(0.0, |m| m.total.unwrap().0)
+        })
         .sum();
-    assert!((result.total_energy.0 - sum).abs() < 1e-9);
+    let total = result.total_energy.unwrap().0;
+    assert!((total - sum).abs() < 1e-9);
     assert!(
-        (result.total_energy.0 - result.training_energy.0 - result.evaluation_energy.0).abs()
+        (total - result.training_energy.unwrap().0 - result.evaluation_energy.unwrap().0).abs()
             < 1e-9
     );
+    assert!(result.attributed_energy.is_some_and(|a| a.0 <= total + 1e-9));
+    assert_eq!(result.energy_provenance, greenlab_meter::Provenance::Counter);
     assert_eq!(result.energy_source, Source::Counter);
     assert_eq!(result.meter, ["cpu-package-0: counter"]);
     assert_eq!(
@@ -334,12 +340,12 @@ fn an_interrupt_stops_mid_epoch_and_keeps_the_energy_spent() {
     assert!(last.evaluation.is_none() && last.test_accuracy.is_none());
     assert_eq!(result.final_test_accuracy, result.epochs[0].test_accuracy);
     assert!(
-        last.energy.total.0 > 0.0,
+        last.energy.total.unwrap().0 > 0.0,
         "the unfinished epoch's energy is kept"
     );
     assert_eq!(
         result.training_energy,
-        result.epochs[0].energy.total + last.energy.total
+        Some(result.epochs[0].energy.total.unwrap() + last.energy.total.unwrap())
     );
 
     // The flag form: set before the run, it stops after the first step.
@@ -390,7 +396,7 @@ fn engine_failures_and_bad_configs_are_errors() {
     assert!(matches!(err, TrainError::Engine { epoch: 2, .. }), "{err}");
     // the tracker is still usable: no window was left open by the failure
     let (_, m) = t.measure("after", || ()).unwrap();
-    assert!(m.total.0 >= 0.0);
+    assert!(m.total.is_some_and(|t| t.0 >= 0.0));
 
     let bad = TrainConfig {
         epochs: 0,

@@ -5,8 +5,10 @@
 //! Significance across repetitions lives in `greenlab-stats`; this module only produces the
 //! per-study sequences and numbers it needs.
 
+use greenlab_meter::{EnergyBasis, Provenance};
 use serde::{Deserialize, Serialize};
 
+use crate::TuneError;
 use crate::trial::{Direction, Objective, Trial, TrialState};
 
 /// One trial's point on a strategy's curve (trials in the order they finished).
@@ -51,6 +53,12 @@ pub struct StrategyCurve {
     pub energy_to_target_j: Option<f64>,
     /// Trials finished when the target was first reached.
     pub trials_to_target: Option<usize>,
+    /// What the energies are (counter, estimated, mixed, ...).
+    pub provenance: Provenance,
+    /// Failed trials whose worker was lost before any energy was recorded: their energy is
+    /// unknown and not in the sums, which are then lower bounds (said in `warnings`).
+    #[serde(default)]
+    pub lost_trials: usize,
 }
 
 /// A comparison of several studies on the same objective.
@@ -64,6 +72,12 @@ pub struct Comparison {
     pub target_rule: String,
     /// One entry per study, in the order given.
     pub studies: Vec<StrategyCurve>,
+    /// Which energy figure the curves use.
+    #[serde(default)]
+    pub basis: EnergyBasis,
+    /// Sentences that qualify the figures (lost trials, mixed sources).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Input for one study: its name, sampler name and seed if known, and its trials.
@@ -93,8 +107,21 @@ fn reaches(value: f64, target: f64, direction: Direction) -> bool {
     }
 }
 
-/// The curve of one study (no target).
-pub fn curve(input: &StudyTrials, direction: Direction) -> StrategyCurve {
+/// Whether a failed trial is one whose worker was lost before anything was measured (reaped
+/// by its lease): its energy is unknown, but that is the worker's loss, not a measurement.
+fn lost_before_measuring(t: &Trial) -> bool {
+    t.state == TrialState::Failed && t.energy.is_none() && t.intermediate.is_empty()
+}
+
+/// The curve of one study (no target), on `basis`'s energy figures. A finished trial whose
+/// energy is unknown makes the curve impossible (`UnknownEnergy`): cumulative energies built on
+/// a missing figure would be wrong, and unknown is never 0. Trials lost before anything was
+/// measured are counted in `lost_trials` instead.
+pub fn curve(
+    input: &StudyTrials,
+    direction: Direction,
+    basis: EnergyBasis,
+) -> Result<StrategyCurve, TuneError> {
     let mut finished: Vec<&Trial> = input
         .trials
         .iter()
@@ -115,15 +142,35 @@ pub fn curve(input: &StudyTrials, direction: Direction) -> StrategyCurve {
     let mut cumulative = 0.0;
     let mut best: Option<f64> = None;
     let mut points = Vec::with_capacity(finished.len());
-    let (mut complete, mut pruned, mut failed) = (0, 0, 0);
+    let (mut complete, mut pruned, mut failed, mut lost) = (0, 0, 0, 0);
+    let mut sources = Vec::new();
     for t in finished {
-        let energy = t
-            .energy
-            .as_ref()
-            .map(|e| e.total.0)
-            .or_else(|| t.intermediate.last().map(|i| i.energy.0))
-            .filter(|e| e.is_finite())
-            .unwrap_or(0.0);
+        let energy = match &t.energy {
+            Some(e) => e.figure(basis).map(|j| j.0).ok_or_else(|| e.why_unknown(basis)),
+            None => t
+                .intermediate
+                .last()
+                .and_then(|i| i.energy)
+                .map(|j| j.0)
+                .ok_or_else(|| Some("no energy was recorded".to_owned())),
+        };
+        let energy = match energy {
+            Ok(j) => {
+                sources.push(t.energy.as_ref().map(|e| e.provenance()));
+                j
+            }
+            Err(_) if lost_before_measuring(t) => {
+                lost += 1;
+                0.0
+            }
+            Err(why) => {
+                return Err(TuneError::UnknownEnergy {
+                    study: input.name.clone(),
+                    trial: t.number,
+                    why: why.unwrap_or_else(|| "not measured".to_owned()),
+                });
+            }
+        };
         cumulative += energy;
         let value = match t.state {
             TrialState::Complete => {
@@ -154,7 +201,9 @@ pub fn curve(input: &StudyTrials, direction: Direction) -> StrategyCurve {
             best_so_far: best,
         });
     }
-    StrategyCurve {
+    let provenance =
+        Provenance::combine(sources.iter().map(|p| p.unwrap_or(Provenance::NotMeasured)));
+    Ok(StrategyCurve {
         study: input.name.clone(),
         sampler: input.sampler.clone(),
         seed: input.seed,
@@ -166,19 +215,44 @@ pub fn curve(input: &StudyTrials, direction: Direction) -> StrategyCurve {
         failed,
         energy_to_target_j: None,
         trials_to_target: None,
-    }
+        provenance,
+        lost_trials: lost,
+    })
 }
 
 /// Compares studies. The target is `target` when given; otherwise `target_fraction` of the
 /// best value seen in any of the studies (for minimisation, the best value increased by the
 /// same relative margin: `best · (2 − fraction)` for a positive best).
+///
+/// Energies are `basis`'s figures; a study with a finished trial whose energy is unknown is
+/// refused (`UnknownEnergy`, naming the trial and why) rather than ranked on a missing figure.
 pub fn compare(
     inputs: &[StudyTrials],
     direction: Direction,
     target: Option<f64>,
     target_fraction: f64,
-) -> Comparison {
-    let mut studies: Vec<StrategyCurve> = inputs.iter().map(|i| curve(i, direction)).collect();
+    basis: EnergyBasis,
+) -> Result<Comparison, TuneError> {
+    let mut studies: Vec<StrategyCurve> = inputs
+        .iter()
+        .map(|i| curve(i, direction, basis))
+        .collect::<Result<_, _>>()?;
+    let mut warnings = Vec::new();
+    let lost: usize = studies.iter().map(|s| s.lost_trials).sum();
+    if lost > 0 {
+        warnings.push(format!(
+            "{lost} trial(s) lost their worker before any energy was recorded: their energy is \
+             unknown and not included, so the energies are lower bounds"
+        ));
+    }
+    let provenance = Provenance::combine(studies.iter().map(|s| s.provenance));
+    if provenance == Provenance::Mixed {
+        warnings.push(
+            "the studies' energies come from different sources (counter and estimate): compare \
+             them with care"
+                .to_owned(),
+        );
+    }
     let overall = studies
         .iter()
         .filter_map(|s| s.best)
@@ -213,12 +287,14 @@ pub fn compare(
             }
         }
     }
-    Comparison {
+    Ok(Comparison {
         direction,
         target,
         target_rule: rule,
         studies,
-    }
+        basis,
+        warnings,
+    })
 }
 
 /// Complete trials not dominated by another complete trial on the study's objectives (for one
@@ -277,10 +353,13 @@ mod tests {
             values: (state == TrialState::Complete).then(|| vec![value]),
             intermediate: Vec::new(),
             energy: Some(TrialEnergy {
-                total: Joules(joules),
+                total: Some(Joules(joules * 2.0)),
+                attributed: Some(Joules(joules)),
                 source: Source::Counter,
                 duration: Seconds(1.0),
                 domains: Vec::new(),
+                unknown: None,
+                warnings: Vec::new(),
             }),
             attrs: BTreeMap::new(),
             worker: None,
@@ -309,7 +388,7 @@ mod tests {
                 trial(3, TrialState::Pruned, 0.0, 1.0, 4.0),
             ],
         );
-        let c = curve(&s, Direction::Maximize);
+        let c = curve(&s, Direction::Maximize, EnergyBasis::Attributed).unwrap();
         let order: Vec<u64> = c.points.iter().map(|p| p.trial).collect();
         assert_eq!(order, [1, 2, 0, 3]);
         let energy: Vec<f64> = c.points.iter().map(|p| p.cumulative_energy_j).collect();
@@ -337,13 +416,27 @@ mod tests {
                 trial(2, TrialState::Complete, 0.895, 30.0, 3.0),
             ],
         );
-        let c = compare(&[cheap, costly], Direction::Maximize, None, 0.99);
+        let c = compare(
+            &[cheap, costly],
+            Direction::Maximize,
+            None,
+            0.99,
+            EnergyBasis::Attributed,
+        )
+        .unwrap();
         let t = c.target.unwrap();
         assert!((t - 0.891).abs() < 1e-12);
         assert_eq!(c.studies[0].energy_to_target_j, Some(20.0));
         assert_eq!(c.studies[0].trials_to_target, Some(2));
         assert_eq!(c.studies[1].energy_to_target_j, Some(90.0));
-        let given = compare(&c_inputs(), Direction::Maximize, Some(0.95), 0.99);
+        let given = compare(
+            &c_inputs(),
+            Direction::Maximize,
+            Some(0.95),
+            0.99,
+            EnergyBasis::Attributed,
+        )
+        .unwrap();
         assert_eq!(given.studies[0].energy_to_target_j, None, "never reached");
     }
 
@@ -358,7 +451,7 @@ mod tests {
         let single = trials.clone();
         for t in &mut trials {
             if let Some(v) = &mut t.values {
-                v.push(t.energy.as_ref().unwrap().total.0);
+                v.push(t.energy.as_ref().unwrap().attributed.unwrap().0);
             }
         }
         let objectives = crate::testing::sampler_objectives();
@@ -391,9 +484,53 @@ mod tests {
                 trial(2, TrialState::Complete, 0.199, 1.0, 3.0),
             ],
         );
-        let c = compare(&[s], Direction::Minimize, None, 0.9);
+        let c = compare(&[s], Direction::Minimize, None, 0.9, EnergyBasis::Attributed).unwrap();
         assert!((c.target.unwrap() - 0.199 * 1.1).abs() < 1e-12);
         assert_eq!(c.studies[0].trials_to_target, Some(2));
         assert_eq!(c.studies[0].best, Some(0.199));
+    }
+
+    #[test]
+    fn a_trial_with_unknown_energy_is_refused_never_counted_as_zero() {
+        let mut unmeasured = trial(1, TrialState::Complete, 0.9, 10.0, 2.0);
+        if let Some(e) = &mut unmeasured.energy {
+            e.total = None;
+            e.attributed = None;
+            e.unknown = Some("psys: the counter froze".into());
+        }
+        let s = study("x", vec![trial(0, TrialState::Complete, 0.5, 10.0, 1.0), unmeasured]);
+        let err = compare(
+            &[s],
+            Direction::Maximize,
+            None,
+            0.9,
+            EnergyBasis::Attributed,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("trial 1") && err.contains("psys: the counter froze"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_machine_basis_uses_the_machine_figure_and_lost_workers_are_flagged() {
+        let mut lost = trial(2, TrialState::Failed, 0.0, 0.0, 3.0);
+        lost.energy = None;
+        let s = study(
+            "x",
+            vec![
+                trial(0, TrialState::Complete, 0.5, 10.0, 1.0),
+                trial(1, TrialState::Complete, 0.6, 5.0, 2.0),
+                lost,
+            ],
+        );
+        let c = compare(&[s], Direction::Maximize, None, 0.9, EnergyBasis::Machine).unwrap();
+        assert_eq!(c.studies[0].total_energy_j, 30.0, "twice the attributed figures");
+        assert_eq!(c.studies[0].lost_trials, 1);
+        assert!(c.warnings[0].contains("lower bounds"), "{:?}", c.warnings);
+        assert_eq!(c.studies[0].provenance, Provenance::Counter);
     }
 }

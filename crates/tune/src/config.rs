@@ -219,6 +219,26 @@ impl StudyConfig {
         }
     }
 
+    /// What in this study needs trial energy (an energy objective, an energy budget, cost-aware
+    /// acquisition, the energy pruner), one clause each; empty when nothing does. A study
+    /// that needs energy must not start without a working energy source.
+    pub fn energy_uses(&self) -> Vec<String> {
+        let mut uses = Vec::new();
+        if self.objectives.iter().any(|o| o.metric == "energy") {
+            uses.push("the objective \"energy\"".to_owned());
+        }
+        if let Some(b) = self.stop.energy_budget {
+            uses.push(format!("the energy budget of {b:.1}"));
+        }
+        if self.sampler.options.contains_key("cost_aware") {
+            uses.push("cost-aware acquisition (improvement per joule)".to_owned());
+        }
+        if self.pruner.name == "pareto" {
+            uses.push("the pareto (accuracy, energy) pruner".to_owned());
+        }
+        uses
+    }
+
     /// Checks everything that can be checked without running: a name, a valid space, one or
     /// two distinct objectives, a known sampler and pruner with valid options, a stopping rule,
     /// a command for command objectives.

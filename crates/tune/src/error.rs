@@ -51,4 +51,17 @@ pub enum TuneError {
     /// The objective failed (crashed, printed no metric, ...).
     #[error("objective: {0}")]
     Objective(String),
+    /// Work that needs energy figures met a trial whose energy is unknown (never counted as 0).
+    #[error(
+        "study {study:?}, trial {trial}: no energy measured ({why}); comparisons, budgets and \
+         energy objectives need measured or estimated energy (see `greenlab meters`)"
+    )]
+    UnknownEnergy {
+        /// The study.
+        study: String,
+        /// The trial number.
+        trial: u64,
+        /// Why its energy is unknown.
+        why: String,
+    },
 }

@@ -255,7 +255,7 @@ impl Storage for MemoryStorage {
         trial: TrialId,
         step: u32,
         value: f64,
-        energy_j: f64,
+        energy_j: Option<f64>,
     ) -> Result<(), TuneError> {
         let mut inner = self.lock();
         let row = row_mut(&mut inner, trial)?;
@@ -271,7 +271,7 @@ impl Storage for MemoryStorage {
         let entry = Intermediate {
             step,
             value,
-            energy: greenlab_meter::Joules(energy_j),
+            energy: energy_j.map(greenlab_meter::Joules),
         };
         let list = &mut row.trial.intermediate;
         match list.binary_search_by_key(&step, |i| i.step) {

@@ -72,14 +72,15 @@ pub trait Storage: Send + Sync {
     /// running, or held by another worker, is a `TrialState` error.
     fn heartbeat(&self, trial: TrialId, worker: &str, lease: Duration) -> Result<(), TuneError>;
 
-    /// Records an intermediate value (step numbers are unique per trial; rewriting a step
-    /// with the same value is harmless).
+    /// Records an intermediate value and the trial's cumulative energy so far in joules
+    /// (`None` when it is unknown; stored as SQL `NULL`, never as 0). Step numbers are unique
+    /// per trial; rewriting a step with the same value is harmless.
     fn report_intermediate(
         &self,
         trial: TrialId,
         step: u32,
         value: f64,
-        energy_j: f64,
+        energy_j: Option<f64>,
     ) -> Result<(), TuneError>;
 
     /// Ends a trial (idempotent, see the trait's contract).

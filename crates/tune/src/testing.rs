@@ -47,13 +47,31 @@ pub fn complete_outcome(value: f64) -> TrialOutcome {
         state: TrialState::Complete,
         values: Some(vec![value]),
         energy: Some(TrialEnergy {
-            total: Joules(12.5),
+            total: Some(Joules(12.5)),
+            attributed: Some(Joules(10.25)),
             source: Source::Estimated,
             duration: Seconds(1.5),
-            domains: vec![("cpu-package-0".into(), Joules(12.5), Source::Estimated)],
+            domains: vec![("cpu-package-0".into(), Some(Joules(12.5)), Source::Estimated)],
+            unknown: None,
+            warnings: vec!["a warning the meter gave".into()],
         }),
         attrs,
     }
+}
+
+/// A complete outcome whose energy was not measured (a frozen counter, nothing to stand in).
+pub fn unmeasured_outcome(value: f64) -> TrialOutcome {
+    let mut outcome = complete_outcome(value);
+    outcome.energy = Some(TrialEnergy {
+        total: None,
+        attributed: None,
+        source: Source::Counter,
+        duration: Seconds(1.5),
+        domains: vec![("psys".into(), None, Source::Counter)],
+        unknown: Some("psys: no counter update inside the window (1.500 s)".into()),
+        warnings: Vec::new(),
+    });
+    outcome
 }
 
 fn params(lr: f64) -> Params {
@@ -186,7 +204,7 @@ pub fn check_heartbeat_and_leases(s: &dyn Storage) {
         ),
         "a heartbeat from another worker is a TrialState error"
     );
-    s.report_intermediate(lost.id, 1, 0.3, 5.0).expect("report");
+    s.report_intermediate(lost.id, 1, 0.3, Some(5.0)).expect("report");
     assert_eq!(
         s.reap_expired(st.id).expect("reap"),
         1,
@@ -255,6 +273,14 @@ pub fn check_finish(s: &dyn Storage) {
     assert!(s.finish_trial(t.id, &failed).is_err());
     let stored = s.trial(st.id, t.id).expect("trial");
     assert_eq!(stored.state, TrialState::Complete);
+    let unknown = s.create_trial(st.id, "w", HOUR).expect("create");
+    let unmeasured = unmeasured_outcome(0.5);
+    s.finish_trial(unknown.id, &unmeasured).expect("finish");
+    let back = s.trial(st.id, unknown.id).expect("trial");
+    assert_eq!(
+        back.energy, unmeasured.energy,
+        "unknown energy is stored as unknown (null) with its reason, never as 0"
+    );
     assert_eq!(stored.values, Some(vec![0.875]));
     assert_eq!(stored.energy, outcome.energy, "energy is stored exactly");
     assert_eq!(
@@ -299,23 +325,37 @@ pub fn check_finish(s: &dyn Storage) {
 pub fn check_intermediate(s: &dyn Storage) {
     let st = s.create_study("i", "{}").expect("create");
     let t = s.create_trial(st.id, "w", HOUR).expect("create");
-    s.report_intermediate(t.id, 2, 0.6, 20.0).expect("report");
-    s.report_intermediate(t.id, 1, 0.4, 10.0).expect("report");
-    s.report_intermediate(t.id, 2, 0.6, 20.0)
+    s.report_intermediate(t.id, 2, 0.6, Some(20.0))
+        .expect("report");
+    s.report_intermediate(t.id, 1, 0.4, Some(10.0))
+        .expect("report");
+    s.report_intermediate(t.id, 2, 0.6, Some(20.0))
         .expect("rewriting a step with the same value is harmless");
-    s.report_intermediate(t.id, 3, 0.7, 30.5).expect("report");
+    s.report_intermediate(t.id, 3, 0.7, Some(30.5))
+        .expect("report");
+    s.report_intermediate(t.id, 4, 0.75, None)
+        .expect("an unknown energy is stored as unknown");
     let stored = s.trial(st.id, t.id).expect("trial");
-    let steps: Vec<(u32, f64, f64)> = stored
+    let steps: Vec<(u32, f64, Option<f64>)> = stored
         .intermediate
         .iter()
-        .map(|i| (i.step, i.value, i.energy.0))
+        .map(|i| (i.step, i.value, i.energy.map(|e| e.0)))
         .collect();
-    assert_eq!(steps, [(1, 0.4, 10.0), (2, 0.6, 20.0), (3, 0.7, 30.5)]);
+    assert_eq!(
+        steps,
+        [
+            (1, 0.4, Some(10.0)),
+            (2, 0.6, Some(20.0)),
+            (3, 0.7, Some(30.5)),
+            (4, 0.75, None)
+        ],
+        "unknown energy comes back unknown, never as 0"
+    );
     s.finish_trial(t.id, &complete_outcome(0.7))
         .expect("finish");
     assert!(
         matches!(
-            s.report_intermediate(t.id, 4, 0.8, 40.0),
+            s.report_intermediate(t.id, 5, 0.8, Some(40.0)),
             Err(TuneError::TrialState { .. })
         ),
         "a finished trial takes no more intermediate values"
@@ -335,7 +375,7 @@ pub fn check_concurrency(s: Arc<dyn Storage>) {
                     let t = s.create_trial(st.id, &worker, HOUR).expect("create trial");
                     s.set_params(t.id, &params(i as f64)).expect("set params");
                     s.heartbeat(t.id, &worker, HOUR).expect("heartbeat");
-                    s.report_intermediate(t.id, 1, 0.5, 1.0).expect("report");
+                    s.report_intermediate(t.id, 1, 0.5, Some(1.0)).expect("report");
                     s.finish_trial(t.id, &complete_outcome(t.number as f64))
                         .expect("finish");
                     numbers.push(t.number);
@@ -399,10 +439,13 @@ pub fn sampler_history(n: u64) -> Vec<Trial> {
                 values: Some(vec![acc, 10.0 + i as f64]),
                 intermediate: Vec::new(),
                 energy: Some(TrialEnergy {
-                    total: Joules(10.0 + i as f64),
+                    total: Some(Joules(10.0 + i as f64)),
+                    attributed: Some(Joules(10.0 + i as f64)),
                     source: Source::Estimated,
                     duration: Seconds(1.0),
                     domains: Vec::new(),
+                    unknown: None,
+                    warnings: Vec::new(),
                 }),
                 attrs: BTreeMap::new(),
                 worker: Some("w".into()),

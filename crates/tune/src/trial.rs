@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use greenlab_meter::{Joules, Seconds, Source};
+use greenlab_meter::{EnergyBasis, Joules, Provenance, Seconds, Source};
 use serde::{Deserialize, Serialize};
 
 use crate::space::Params;
@@ -19,7 +19,8 @@ pub enum Direction {
 }
 
 /// One objective of a study: a metric name and its direction. The metric `energy` is the
-/// trial's measured energy in joules; any other name is read from the objective's metrics.
+/// trial's attributed energy in joules (a trial whose energy is unknown has no value for it);
+/// any other name is read from the objective's metrics.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
     /// Metric name, e.g. `accuracy` or `energy`.
@@ -79,17 +80,70 @@ impl TrialState {
 }
 
 /// Energy and time a trial cost, with where the figure came from.
+///
+/// Two figures, as the meter gives them: `total` is the machine's (what the counters or the
+/// machine-wide estimate say for the trial's window), `attributed` the trial's own share
+/// (its process tree's; see `greenlab_meter::process`). Either may be unknown (`None`), and
+/// unknown is never read as zero: see [`TrialEnergy::figure`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrialEnergy {
-    /// Total energy over all measured domains.
-    pub total: Joules,
-    /// The weakest source among the domains (an estimate anywhere makes the total estimated).
+    /// Total energy over all measured domains (the machine figure); `None`: not measured.
+    pub total: Option<Joules>,
+    /// The trial's attributed share of `total`; `None`: unknown.
+    #[serde(default)]
+    pub attributed: Option<Joules>,
+    /// The weakest source among the domains whose energy is known (an estimate anywhere makes
+    /// the total estimated).
     pub source: Source,
     /// Wall-clock duration of the trial.
     pub duration: Seconds,
-    /// Energy per domain (`cpu-package-0`, `gpu-0`, ...) with each domain's source.
+    /// Energy per domain (`cpu-package-0`, `gpu-0`, ...) with each domain's source; `None`
+    /// where that domain was not measured.
     #[serde(default)]
-    pub domains: Vec<(String, Joules, Source)>,
+    pub domains: Vec<(String, Option<Joules>, Source)>,
+    /// Why the energy is unknown, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+    /// The meter's warnings for this trial (frozen or reset counters, estimates standing in,
+    /// energy shared with concurrent trials, short windows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl TrialEnergy {
+    /// The figure an analysis on `basis` uses; `None` when it is unknown.
+    pub fn figure(&self, basis: EnergyBasis) -> Option<Joules> {
+        match basis {
+            EnergyBasis::Attributed => self.attributed,
+            EnergyBasis::Machine => self.total,
+        }
+        .filter(|j| j.0.is_finite())
+    }
+
+    /// What the machine figure is: counter, integrated power, estimated, mixed or not measured.
+    pub fn provenance(&self) -> Provenance {
+        if self.total.is_none() {
+            return Provenance::NotMeasured;
+        }
+        if self.domains.is_empty() {
+            return Provenance::of([Some(self.source)]);
+        }
+        Provenance::of(self.domains.iter().map(|(_, e, s)| e.map(|_| *s)))
+    }
+
+    /// Why `basis`'s figure is unknown, in one clause (`None` when it is known).
+    pub fn why_unknown(&self, basis: EnergyBasis) -> Option<String> {
+        if self.figure(basis).is_some() {
+            return None;
+        }
+        Some(match (&self.unknown, basis) {
+            (Some(why), _) => why.clone(),
+            (None, EnergyBasis::Attributed) => {
+                "energy could not be attributed to the trial's processes".to_owned()
+            }
+            (None, EnergyBasis::Machine) => "no energy was measured".to_owned(),
+        })
+    }
 }
 
 /// A value reported while a trial runs (for instance test accuracy after each epoch).
@@ -99,8 +153,8 @@ pub struct Intermediate {
     pub step: u32,
     /// The value of the study's first objective metric at that step.
     pub value: f64,
-    /// Cumulative energy of the trial up to that step.
-    pub energy: Joules,
+    /// Cumulative attributed energy of the trial up to that step; `None` when unknown.
+    pub energy: Option<Joules>,
 }
 
 /// One trial, as stored.

@@ -22,10 +22,13 @@ fn config(extra: &str) -> StudyConfig {
 
 fn energy(j: f64) -> Option<TrialEnergy> {
     Some(TrialEnergy {
-        total: Joules(j),
+        total: Some(Joules(j)),
+        attributed: Some(Joules(j)),
         source: Source::Estimated,
         duration: Seconds(0.1),
         domains: Vec::new(),
+        unknown: None,
+        warnings: Vec::new(),
     })
 }
 
@@ -63,7 +66,7 @@ fn four_workers_run_exactly_n_trials() {
         assert_eq!(t.state, TrialState::Complete);
         let v = t.values.as_ref().unwrap()[0];
         assert!((v - accuracy(&t.params)).abs() < 1e-12);
-        assert_eq!(t.energy.as_ref().unwrap().total, Joules(10.0));
+        assert_eq!(t.energy.as_ref().unwrap().total, Some(Joules(10.0)));
     }
 }
 
@@ -147,6 +150,40 @@ fn energy_budget_stops_the_study() {
 }
 
 #[test]
+fn an_energy_budget_on_unknown_energy_stops_and_says_why() {
+    let study = Study::create(
+        storage(),
+        config("[stop]\nn_trials = 100\nenergy_budget = \"35 J\"\n"),
+    )
+    .unwrap();
+    let unmeasured = |p: &Params, _ctx: &mut TrialContext<'_>| {
+        let mut e = energy(10.0);
+        if let Some(e) = &mut e {
+            e.total = None;
+            e.attributed = None;
+            e.unknown = Some("psys: the counter froze at 1.000 s".into());
+        }
+        Ok(ObjectiveOutput {
+            metrics: [("accuracy".to_string(), accuracy(p))].into(),
+            energy: e,
+            diverged: false,
+        })
+    };
+    let summary = study
+        .run(Arc::new(unmeasured), &RunOptions::default())
+        .unwrap();
+    assert_eq!(summary.trials_run, 1, "never run on as if the trial cost 0 J");
+    match &summary.stop {
+        StopReason::EnergyUnknown { trial, why, .. } => {
+            assert_eq!(*trial, 0);
+            assert!(why.contains("froze"), "{why}");
+        }
+        other => panic!("stopped for {other}"),
+    }
+    assert!(summary.stop.to_string().contains("cannot be kept"));
+}
+
+#[test]
 fn target_stops_the_study() {
     let study =
         Study::create(storage(), config("[stop]\nn_trials = 500\ntarget = 0.95\n")).unwrap();
@@ -187,7 +224,7 @@ fn median_pruner_stops_bad_trials_through_the_context() {
         for step in 1..=5u32 {
             steps_run += 1.0;
             let value = if good { 0.5 + 0.05 * step as f64 } else { 0.1 };
-            if ctx.report(step, value, Joules(steps_run)) == ControlFlow::Break(()) {
+            if ctx.report(step, value, Some(Joules(steps_run))) == ControlFlow::Break(()) {
                 break;
             }
         }
@@ -206,7 +243,7 @@ fn median_pruner_stops_bad_trials_through_the_context() {
             assert_eq!(t.state, TrialState::Pruned, "trial {}", t.number);
             assert_eq!(t.intermediate.len(), 1, "pruned at its first step");
             assert_eq!(t.attrs["pruned_at_step"], serde_json::json!(1));
-            assert_eq!(t.energy.as_ref().unwrap().total, Joules(1.0));
+            assert_eq!(t.energy.as_ref().unwrap().total, Some(Joules(1.0)));
         } else {
             assert_eq!(t.state, TrialState::Complete, "trial {}", t.number);
             assert_eq!(t.intermediate.len(), 5);
@@ -397,7 +434,7 @@ fn cancelling_interrupts_the_running_trial_and_stops_the_run() {
             // As a Ctrl-C handler would, in the middle of the trial.
             cancel.store(true, std::sync::atomic::Ordering::SeqCst);
             assert!(ctx.should_stop() && ctx.is_cancelled());
-            assert_eq!(ctx.report(1, 0.5, Joules(3.0)), ControlFlow::Break(()));
+            assert_eq!(ctx.report(1, 0.5, Some(Joules(3.0))), ControlFlow::Break(()));
             return Ok(ObjectiveOutput {
                 metrics: [("accuracy".to_string(), 0.5)].into(),
                 energy: energy(3.0),
@@ -420,7 +457,11 @@ fn cancelling_interrupts_the_running_trial_and_stops_the_run() {
     );
     assert_eq!(t.attrs["interrupted"], serde_json::json!(true));
     assert!(t.attrs["error"].as_str().unwrap().contains("interrupted"));
-    assert_eq!(t.energy.as_ref().unwrap().total, Joules(3.0), "energy kept");
+    assert_eq!(
+        t.energy.as_ref().unwrap().total,
+        Some(Joules(3.0)),
+        "energy kept"
+    );
 
     // Resuming runs the interrupted point again and does not count it towards n_trials.
     let summary = study
@@ -479,11 +520,12 @@ impl greenlab_meter::Meter for TenWatts {
     }
     fn read(&mut self) -> Result<greenlab_meter::Reading, greenlab_meter::MeterError> {
         Ok(greenlab_meter::Reading {
-            domains: vec![greenlab_meter::DomainReading {
-                energy: Joules(10.0 * self.0.elapsed().as_secs_f64()),
-                source: Source::Counter,
-                updates: 1,
-            }],
+            domains: vec![greenlab_meter::DomainReading::new(
+                Joules(10.0 * self.0.elapsed().as_secs_f64()),
+                Source::Counter,
+                // The counter changes at every read, as a live one does.
+                self.0.elapsed().as_nanos() as u64,
+            )],
             warnings: Vec::new(),
         })
     }
@@ -525,13 +567,13 @@ fn concurrent_workers_do_not_count_the_machine_twice() {
     let trials = study.trials().unwrap();
     let sum: f64 = trials
         .iter()
-        .map(|t| t.energy.as_ref().unwrap().total.0)
+        .map(|t| t.energy.as_ref().unwrap().total.unwrap().0)
         .sum();
+    let whole = whole.total.unwrap().0;
     assert!(sum > 0.0);
     assert!(
-        sum <= whole.total.0 * (1.0 + 1e-9),
-        "trials claim {sum} J of the {} J the machine used",
-        whole.total.0
+        sum <= whole * (1.0 + 1e-9),
+        "trials claim {sum} J of the {whole} J the machine used"
     );
     for t in &trials {
         assert_eq!(t.state, TrialState::Complete);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use greenlab_meter::EnergyBasis;
 use greenlab_tune::Direction;
 use greenlab_tune::compare::{Comparison, StudyTrials, compare};
 use greenlab_tune::config::StudyConfig;
@@ -26,6 +27,10 @@ pub struct Args {
     /// Target value (instead of a fraction of the best).
     #[arg(long)]
     pub target: Option<f64>,
+    /// Which energy to compare: attributed (each study's own processes, the default) or
+    /// machine (what the counters say for the whole machine).
+    #[arg(long, default_value = "attributed")]
+    pub energy_basis: EnergyBasis,
     /// Print the full comparison (with the best-so-far vs energy curves) as JSON.
     #[arg(long)]
     pub json: bool,
@@ -72,7 +77,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
     }
     let (metric, direction) = direction.unwrap_or(("accuracy".into(), Direction::Maximize));
-    let comparison = compare(&inputs, direction, args.target, args.target_fraction);
+    let comparison = compare(
+        &inputs,
+        direction,
+        args.target,
+        args.target_fraction,
+        args.energy_basis,
+    )?;
     let text = if args.json {
         let mut t = serde_json::to_string_pretty(&comparison).context("cannot encode JSON")?;
         t.push('\n');
@@ -88,7 +99,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn table(c: &Comparison, metric: &str) -> String {
+    let provenance: Vec<String> = c
+        .studies
+        .iter()
+        .map(|s| s.provenance.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let mut out = format!(
+        "energy: {} figures, {}\n",
+        c.basis,
+        provenance.join(" and ")
+    );
+    for w in &c.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out += &format!(
         "target {}: {}\n{:<20} {:<8} {:>6} {:>7} {:>12} {:>14} {:>18} {:>16}\n",
         metric,
         c.target_rule,

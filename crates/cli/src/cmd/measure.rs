@@ -11,40 +11,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use greenlab_meter::carbon::{self, CarbonIntensity};
 use greenlab_meter::{
-    Domain, DomainKind, Joules, Measurement, MeterChoice, MeterOptions, Seconds, Source, Tracker,
+    Domain, DomainKind, Joules, Measurement, MeterChoice, Provenance, Seconds, Source, Tracker,
     Watts,
 };
+use greenlab_report::write_atomically;
 use serde_json::{Value, json};
+
+use crate::meters::{MeterArgs, tracker_with};
 
 /// Arguments of `greenlab measure`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Which meter: auto (best available per domain), rapl (powercap sysfs), perf (perf
-    /// events), nvml (NVIDIA GPUs), estimate (CPU utilisation × TDP).
-    #[arg(long, default_value = "auto")]
-    pub meter: String,
-    /// Root of the powercap tree (for fakes and unusual systems).
-    #[arg(long, value_name = "DIR", default_value = "/sys/class/powercap")]
-    pub powercap_root: PathBuf,
-    /// The perf power PMU directory.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "/sys/bus/event_source/devices/power"
-    )]
-    pub perf_root: PathBuf,
-    /// CPU power at full load, in watts, for the estimate (default: built-in table by model).
-    #[arg(long, value_name = "W")]
-    pub cpu_tdp_w: Option<f64>,
-    /// Path of libnvidia-ml.so (default: the loader's search path).
-    #[arg(long, value_name = "PATH")]
-    pub nvml_library: Option<PathBuf>,
-    /// Use RAPL's platform domain (psys) instead of package + DRAM where both exist.
-    #[arg(long)]
-    pub psys: bool,
-    /// Do not look for GPUs in auto mode.
-    #[arg(long)]
-    pub no_gpu: bool,
+    #[command(flatten)]
+    pub meter: MeterArgs,
     /// Measure idle power for this many seconds before the command (0 = off) and report
     /// gross, idle and net energy.
     #[arg(long, value_name = "S", default_value_t = 0.0)]
@@ -94,7 +73,7 @@ struct Carbon {
 
 /// Runs `greenlab measure`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let choice: MeterChoice = args.meter.parse()?;
+    let choice = args.meter.choice()?;
     let carbon = resolve_carbon(&args)?;
     if !args.idle_s.is_finite() || !(0.0..=3600.0).contains(&args.idle_s) {
         bail!(
@@ -114,32 +93,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         check_writable(out)?;
     }
-    let options = MeterOptions {
-        powercap_root: args.powercap_root.clone(),
-        perf_root: args.perf_root.clone(),
-        cpu_tdp_w: args.cpu_tdp_w.map(Watts),
-        nvml_library: args.nvml_library.clone(),
-        // The library reads no environment: the binary passes CUDA's device selection in.
-        cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
-        interval: Duration::from_secs_f64(args.interval_ms / 1e3),
-        record_samples: args.csv.is_some(),
-        prefer_psys: args.psys,
-        gpus: !args.no_gpu,
-        ..MeterOptions::default()
-    };
-    let tracker = Tracker::new(choice, &options)
-        .with_context(|| format!("cannot set up the {choice} meter"))?;
-    for note in tracker.notes() {
-        eprintln!("greenlab: {note}");
-    }
+    // A command measured from outside may use any GPU: all visible ones are measured.
+    let tracker = tracker_with(&args.meter, None, |o| {
+        o.interval = Duration::from_secs_f64(args.interval_ms / 1e3);
+        o.record_samples = args.csv.is_some();
+    })?;
 
     let idle = if args.idle_s > 0.0 {
         eprintln!("greenlab: measuring idle power for {} s", args.idle_s);
-        Some(
-            tracker
-                .idle_baseline(Duration::from_secs_f64(args.idle_s))
-                .context("idle baseline failed")?,
-        )
+        let idle = tracker
+            .idle_baseline(Duration::from_secs_f64(args.idle_s))
+            .context("idle baseline failed")?;
+        if idle.is_none() {
+            eprintln!("greenlab: the idle power could not be measured: no net energy is given");
+        }
+        idle
     } else {
         None
     };
@@ -194,11 +162,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprint!("{}", report.summary());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report.json())? + "\n";
-        write_atomic(path, text.as_bytes())?;
+        write_atomically(path, text)?;
     }
     if let Some(path) = &args.csv {
-        let text = time_series_csv(&tracker, &described, run_start);
-        write_atomic(path, text.as_bytes())?;
+        let text = time_series_csv(&tracker, &described, run_start)?;
+        write_atomically(path, text)?;
     }
     if let Some(path) = &args.emissions_csv {
         append_emissions(path, &report.emissions_row())?;
@@ -299,21 +267,36 @@ fn quantity(value: f64, unit: &str, source: Option<Source>) -> Value {
     }
 }
 
+/// A quantity that may be unknown: `{"value": null, "unit", "source", "reason"}` then.
+fn maybe(value: Option<f64>, unit: &str, source: Option<Source>, reason: Option<&str>) -> Value {
+    match value {
+        Some(v) => quantity(v, unit, source),
+        None => json!({
+            "value": null,
+            "unit": unit,
+            "source": source,
+            "reason": reason.unwrap_or("not measured"),
+        }),
+    }
+}
+
+/// `12.345 J`, or `not measured`.
+fn joules(e: Option<Joules>) -> String {
+    e.map_or_else(|| "not measured".to_owned(), |e| format!("{e:.3}"))
+}
+
 impl Report<'_> {
     fn source(&self) -> Source {
         self.measurement.source()
     }
 
-    fn emissions(&self) -> f64 {
-        carbon::emissions(
-            self.measurement.total,
-            self.carbon.intensity,
-            self.carbon.pue,
-        )
-        .0
+    fn emissions(&self) -> Option<f64> {
+        self.measurement
+            .total
+            .map(|t| carbon::emissions(t, self.carbon.intensity, self.carbon.pue).0)
     }
 
-    fn energy_of(&self, pred: impl Fn(DomainKind) -> bool) -> Joules {
+    fn energy_of(&self, pred: impl Fn(DomainKind) -> bool) -> Option<Joules> {
         self.measurement
             .domains
             .iter()
@@ -325,11 +308,13 @@ impl Report<'_> {
 
     fn summary(&self) -> String {
         let m = self.measurement;
-        let estimated = self.source() == Source::Estimated;
-        let label = match self.source() {
-            Source::Estimated => "ESTIMATED (no energy counter; utilisation × TDP model)",
-            Source::IntegratedPower => "measured (integrated power samples)",
-            Source::Counter => "measured (hardware energy counters)",
+        let provenance = m.provenance();
+        let label = match provenance {
+            Provenance::NotMeasured => "NOT MEASURED (no energy source moved; see `greenlab meters`)",
+            Provenance::Estimated => "ESTIMATED (no energy counter; utilisation × TDP model)",
+            Provenance::IntegratedPower => "measured (integrated power samples)",
+            Provenance::Counter => "measured (hardware energy counters)",
+            Provenance::Mixed => "MIXED (counters and estimates; see each domain)",
         };
         let mut s = String::new();
         let _ = writeln!(s, "greenlab measure: `{}`", self.args.command.join(" "));
@@ -337,42 +322,78 @@ impl Report<'_> {
         let _ = writeln!(s, "  duration       {:.3}", m.duration);
         let _ = writeln!(
             s,
-            "  energy         {:.3} {}",
-            m.total,
-            if estimated { "(estimated)" } else { "" }
+            "  energy         {} ({provenance}){}",
+            joules(m.total),
+            m.unknown
+                .as_ref()
+                .filter(|_| m.total.is_none())
+                .map(|u| format!(": {u}"))
+                .unwrap_or_default()
+        );
+        let share = m
+            .attribution
+            .as_ref()
+            .map(|a| {
+                format!(
+                    ", {:.0} % of the machine's busy cpu time",
+                    a.cpu_share * 100.0
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  attributed     {} (this command's process tree{share})",
+            joules(m.attributed)
         );
         let _ = writeln!(s, "  source         {label}");
         for d in &m.domains {
+            let why = d
+                .unknown
+                .as_deref()
+                .or(d.filled.as_deref())
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "    {:<15} {:>12}  {} ({} updates)",
+                "    {:<15} {:>14}  {} ({} updates){why}",
                 d.domain,
-                format!("{:.3}", d.energy),
+                joules(d.energy),
                 d.source,
                 d.updates
             );
         }
-        let _ = writeln!(s, "  average power  {:.2}", m.average_power);
+        match m.average_power {
+            Some(p) => {
+                let _ = writeln!(s, "  average power  {p:.2}");
+            }
+            None => {
+                let _ = writeln!(s, "  average power  not measured");
+            }
+        }
         if let Some(p) = m.peak_power {
             let _ = writeln!(s, "  peak power     {p:.2}");
         }
         if let Some(idle) = self.idle {
             let _ = writeln!(
                 s,
-                "  idle           {:.2} -> {:.3} over the run; net (dynamic) {:.3}",
+                "  idle           {:.2} -> {:.3} over the run; net (dynamic) {}",
                 idle,
                 idle * m.duration,
-                m.net(idle)
+                joules(m.net(idle))
             );
         }
-        let _ = writeln!(
-            s,
-            "  emissions      {:.4} gCO2e at {} ({}), pue {}",
-            self.emissions(),
-            self.carbon.intensity,
-            self.carbon.origin,
-            self.carbon.pue
-        );
+        match self.emissions() {
+            Some(g) => {
+                let _ = writeln!(
+                    s,
+                    "  emissions      {:.4} gCO2e at {} ({}), pue {}",
+                    g, self.carbon.intensity, self.carbon.origin, self.carbon.pue
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  emissions      not known (energy not measured)");
+            }
+        }
         for w in &m.warnings {
             let _ = writeln!(s, "  warning: {w}");
         }
@@ -381,50 +402,57 @@ impl Report<'_> {
 
     fn json(&self) -> Value {
         let m = self.measurement;
-        let src = self.source();
+        let src = Some(self.source());
         let domains: Vec<Value> = m
             .domains
             .iter()
             .map(|d| {
                 json!({
                     "domain": d.domain,
-                    "energy": quantity(d.energy.0, Joules::SYMBOL, Some(d.source)),
-                    "average_power": quantity(
-                        d.energy.per(m.duration).unwrap_or_default().0,
+                    "energy": maybe(d.energy.map(|e| e.0), Joules::SYMBOL, Some(d.source), d.unknown.as_deref()),
+                    "attributed_energy": maybe(d.attributed.map(|e| e.0), Joules::SYMBOL, Some(d.source), None),
+                    "average_power": maybe(
+                        d.energy.and_then(|e| e.per(m.duration)).map(|p| p.0),
                         Watts::SYMBOL,
-                        Some(d.source)
+                        Some(d.source),
+                        d.unknown.as_deref(),
                     ),
                     "source": d.source,
                     "updates": d.updates,
+                    "estimated_in_place_of_counter": d.filled,
                 })
             })
             .collect();
         let idle = self.idle.map(|idle| {
             json!({
-                "power": quantity(idle.0, Watts::SYMBOL, Some(src)),
-                "energy": quantity((idle * m.duration).0, Joules::SYMBOL, Some(src)),
-                "net_energy": quantity(m.net(idle).0, Joules::SYMBOL, Some(src)),
+                "power": quantity(idle.0, Watts::SYMBOL, src),
+                "energy": quantity((idle * m.duration).0, Joules::SYMBOL, src),
+                "net_energy": maybe(m.net(idle).map(|e| e.0), Joules::SYMBOL, src, m.unknown.as_deref()),
                 "measured_for": quantity(self.args.idle_s, Seconds::SYMBOL, None),
             })
         });
+        let reason = m.unknown.as_deref();
         json!({
-            "schema": "greenlab.measure/1",
+            "schema": "greenlab.measure/2",
             "command": self.args.command,
             "exit_code": self.exit_code,
             "started_at": rfc3339(self.started_at),
             "meter": self.choice.to_string(),
             "duration": quantity(m.duration.0, Seconds::SYMBOL, None),
-            "energy": quantity(m.total.0, Joules::SYMBOL, Some(src)),
-            "estimated": src == Source::Estimated,
+            "energy": maybe(m.total.map(|e| e.0), Joules::SYMBOL, src, reason),
+            "attributed_energy": maybe(m.attributed.map(|e| e.0), Joules::SYMBOL, src, Some("the process tree could not be read")),
+            "attribution": m.attribution,
+            "provenance": m.provenance(),
+            "estimated": m.provenance() == Provenance::Estimated,
             "domains": domains,
-            "average_power": quantity(m.average_power.0, Watts::SYMBOL, Some(src)),
-            "peak_power": m.peak_power.map(|p| quantity(p.0, Watts::SYMBOL, Some(src))),
+            "average_power": maybe(m.average_power.map(|p| p.0), Watts::SYMBOL, src, reason),
+            "peak_power": m.peak_power.map(|p| quantity(p.0, Watts::SYMBOL, src)),
             "idle": idle,
             "carbon": {
                 "intensity": {"value": self.carbon.intensity.0, "unit": "gCO2e/kWh",
                               "source": self.carbon.origin},
                 "pue": self.carbon.pue,
-                "emissions": quantity(self.emissions(), "gCO2e", Some(src)),
+                "emissions": maybe(self.emissions(), "gCO2e", src, reason),
             },
             "sampling_interval": self.interval.map(|i| quantity(i.as_secs_f64(), Seconds::SYMBOL, None)),
             "notes": self.notes,
@@ -432,15 +460,18 @@ impl Report<'_> {
         })
     }
 
-    /// One row in CodeCarbon's `emissions.csv` layout (units: s, kg, kg/s, W, kWh, GB).
+    /// One row in CodeCarbon's `emissions.csv` layout (units: s, kg, kg/s, W, kWh, GB);
+    /// figures that are not known are left empty, never written as 0.
     fn emissions_row(&self) -> Vec<(&'static str, String)> {
         let m = self.measurement;
         let secs = m.duration.0;
         let cpu = self.energy_of(|k| matches!(k, DomainKind::CpuPackage | DomainKind::Psys));
         let ram = self.energy_of(|k| k == DomainKind::Dram);
         let gpu = self.energy_of(|k| k == DomainKind::Gpu);
-        let power = |e: Joules| e.per(m.duration).unwrap_or_default().0;
-        let kg = self.emissions() / 1000.0;
+        let text = |x: Option<f64>| x.map_or_else(String::new, |x| x.to_string());
+        let power = |e: Option<Joules>| text(e.and_then(|e| e.per(m.duration)).map(|p| p.0));
+        let kwh = |e: Option<Joules>| text(e.map(Joules::kwh));
+        let kg = self.emissions().map(|g| g / 1000.0);
         let gpus = self
             .described
             .iter()
@@ -454,21 +485,21 @@ impl Report<'_> {
             ("run_id", run_id(self.started_at)),
             ("experiment_id", String::new()),
             ("duration", secs.to_string()),
-            ("emissions", kg.to_string()),
+            ("emissions", text(kg)),
             (
                 "emissions_rate",
-                if secs > 0.0 { kg / secs } else { 0.0 }.to_string(),
+                text(kg.map(|kg| if secs > 0.0 { kg / secs } else { 0.0 })),
             ),
             ("cpu_utilization_percent", String::new()),
             ("ram_utilization_percent", String::new()),
             ("ram_used_gb", String::new()),
-            ("cpu_power", power(cpu).to_string()),
-            ("gpu_power", power(gpu).to_string()),
-            ("ram_power", power(ram).to_string()),
-            ("cpu_energy", cpu.kwh().to_string()),
-            ("gpu_energy", gpu.kwh().to_string()),
-            ("ram_energy", ram.kwh().to_string()),
-            ("energy_consumed", m.total.kwh().to_string()),
+            ("cpu_power", power(cpu)),
+            ("gpu_power", power(gpu)),
+            ("ram_power", power(ram)),
+            ("cpu_energy", kwh(cpu)),
+            ("gpu_energy", kwh(gpu)),
+            ("ram_energy", kwh(ram)),
+            ("energy_consumed", kwh(m.total)),
             ("water_consumed", "0".into()),
             ("country_name", country.to_owned()),
             ("country_iso_code", self.carbon.iso.clone()),
@@ -511,76 +542,82 @@ fn time_series_csv(
     tracker: &Tracker,
     described: &[(Domain, Source)],
     run_start: Seconds,
-) -> String {
+) -> anyhow::Result<Vec<u8>> {
     let samples = tracker.samples();
-    let mut out = String::from("time_s,phase");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["time_s".to_owned(), "phase".to_owned()];
     for (d, s) in described {
-        let _ = write!(out, ",{d}_energy_j ({s})");
+        header.push(format!("{d}_energy_j ({s})"));
     }
-    out.push_str(",total_energy_j,total_power_w\n");
-    let Some(first) = samples.first() else {
-        return out;
-    };
-    let mut prev: Option<(Seconds, Joules)> = None;
-    for s in &samples {
-        let total: Joules = s
-            .energy
-            .iter()
-            .zip(&first.energy)
-            .map(|(a, b)| *a - *b)
-            .sum();
-        let phase = if s.at < run_start { "idle" } else { "run" };
-        let _ = write!(out, "{:.6},{phase}", s.at.0);
-        for (e, f) in s.energy.iter().zip(&first.energy) {
-            let _ = write!(out, ",{:.6}", (*e - *f).0);
+    header.push("total_energy_j".into());
+    header.push("total_power_w".into());
+    w.write_record(&header)?;
+    if let Some(first) = samples.first() {
+        let mut prev: Option<(Seconds, Joules)> = None;
+        for s in &samples {
+            let total: Joules = s
+                .energy
+                .iter()
+                .zip(&first.energy)
+                .map(|(a, b)| *a - *b)
+                .sum();
+            let phase = if s.at < run_start { "idle" } else { "run" };
+            let mut row = vec![format!("{:.6}", s.at.0), phase.to_owned()];
+            for (e, f) in s.energy.iter().zip(&first.energy) {
+                row.push(format!("{:.6}", (*e - *f).0));
+            }
+            row.push(format!("{:.6}", total.0));
+            row.push(match prev {
+                Some((t, e)) if s.at.0 > t.0 => format!("{:.6}", (total - e).0 / (s.at.0 - t.0)),
+                _ => String::new(),
+            });
+            w.write_record(&row)?;
+            prev = Some((s.at, total));
         }
-        let power = match prev {
-            Some((t, e)) if s.at.0 > t.0 => format!("{:.6}", (total - e).0 / (s.at.0 - t.0)),
-            _ => String::new(),
-        };
-        let _ = writeln!(out, ",{:.6},{power}", total.0);
-        prev = Some((s.at, total));
     }
-    out
-}
-
-fn csv_field(v: &str) -> String {
-    if v.contains([',', '"', '\n']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_owned()
-    }
+    w.into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write the time series: {e}"))
 }
 
 /// Appends a row, CodeCarbon style, but atomically: the whole file is rewritten to a temporary
 /// file and renamed, so a crash never leaves a half-written row.
 fn append_emissions(path: &Path, row: &[(&'static str, String)]) -> anyhow::Result<()> {
     let header: Vec<&str> = row.iter().map(|(k, _)| *k).collect();
-    let header = header.join(",");
-    let line: Vec<String> = row.iter().map(|(_, v)| csv_field(v)).collect();
-    let line = line.join(",");
-    let mut text = match std::fs::read_to_string(path) {
-        Ok(existing) if existing.trim().is_empty() => format!("{header}\n"),
+    let mut w = csv::Writer::from_writer(Vec::new());
+    match std::fs::read(path) {
+        Ok(existing) if existing.iter().all(u8::is_ascii_whitespace) => {
+            w.write_record(&header)?;
+        }
         Ok(existing) => {
-            if existing.lines().next() != Some(header.as_str()) {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(existing.as_slice());
+            let mut records = r.records();
+            let first = records.next().transpose()?;
+            if first.as_ref().map(|h| h.iter().collect::<Vec<_>>()) != Some(header.clone()) {
                 bail!(
                     "{} exists with a different header than CodeCarbon's current layout; \
                      move it away or pass another --emissions-csv",
                     path.display()
                 );
             }
-            if existing.ends_with('\n') {
-                existing
-            } else {
-                existing + "\n"
+            w.write_record(&header)?;
+            for record in records {
+                w.write_record(&record?)?;
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("{header}\n"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            w.write_record(&header)?;
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    text.push_str(&line);
-    text.push('\n');
-    write_atomic(path, text.as_bytes())
+    }
+    w.write_record(row.iter().map(|(_, v)| v.as_str()))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    write_atomically(path, bytes)?;
+    Ok(())
 }
 
 /// Fails early (before the command runs) if an output's folder does not exist.
@@ -597,22 +634,6 @@ fn check_writable(path: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot move {} to {}", tmp.display(), path.display())
-    })
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -683,12 +704,5 @@ mod tests {
         assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
         assert_eq!(timestamp(t), "2023-11-14T22:13:20");
         assert_eq!(run_id(t).len(), 36);
-    }
-
-    #[test]
-    fn csv_quoting() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("x\"y"), "\"x\"\"y\"");
-        assert_eq!(csv_field("plain"), "plain");
     }
 }

@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod factorial;
 pub mod measure;
+pub mod meters;
 pub mod profile;
 pub mod replicate;
 pub mod report;

@@ -9,7 +9,7 @@ use greenlab_data::{Batch, Batches, DatasetKind};
 use greenlab_train::{Estimate, LayerProfileReport};
 
 use super::train::{NetworkArgs, RuntimeArgs, data_dir, dataset_shape, write_atomically};
-use crate::engines::{make_engine, make_tracker};
+use crate::engines::make_engine;
 
 /// Arguments of `greenlab profile`.
 #[derive(clap::Args, Debug)]
@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.runtime.device,
         args.runtime.threads,
     )?;
-    let tracker = make_tracker(&args.runtime.meter, args.runtime.cpu_tdp_w)?;
+    let tracker = crate::meters::tracker(&args.runtime.meter, Some(&args.runtime.device))?;
     eprintln!(
         "profiling {} with {} on {}: batch {}, {} steps × {} repetitions",
         spec.name,

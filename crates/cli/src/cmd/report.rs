@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use greenlab_meter::carbon::WORLD;
-use greenlab_meter::{Joules, emissions, intensity_for};
+use greenlab_meter::{EnergyBasis, Joules, Provenance, emissions, intensity_for};
 use greenlab_report::{
     Axis, Block, Cell, Format, LinePlot, Report, Scatter, ScatterPoint, Section, Series, Table,
     Unit, render, write_atomically,
@@ -86,16 +86,17 @@ pub fn train_report(r: &TrainResult, args: &Args) -> anyhow::Result<Report> {
         })?,
         None => WORLD,
     };
-    let co2 = emissions(r.total_energy, intensity, args.pue);
+    let co2 = r.attributed_energy.map(|e| emissions(e, intensity, args.pue));
     let mut report = Report::new(format!("Training run: {}", r.network)).with_subtitle(format!(
         "{} engine on {}, {} training / {} test images — energy {}",
-        r.engine, r.device, r.train_examples, r.test_examples, r.energy_source
+        r.engine, r.device, r.train_examples, r.test_examples, r.energy_provenance
     ));
     let mut summary = Section::new("Summary");
     summary.push(Block::Table(
         Table::new([
             "test accuracy",
-            "energy",
+            "energy (this run)",
+            "machine energy",
             "source",
             "CO₂e",
             "duration",
@@ -104,9 +105,12 @@ pub fn train_report(r: &TrainResult, args: &Args) -> anyhow::Result<Report> {
         ])
         .with_row([
             r.final_test_accuracy.map_or(Cell::Empty, Cell::percent),
-            Cell::joules(r.total_energy.0),
-            Cell::text(r.energy_source.to_string()),
-            Cell::number(co2.0, Unit::GramsCo2e),
+            joules_cell(r.attributed_energy),
+            joules_cell(r.total_energy),
+            Cell::text(r.energy_provenance.to_string()),
+            co2.map_or(Cell::text("not known"), |c| {
+                Cell::number(c.0, Unit::GramsCo2e)
+            }),
             Cell::seconds(r.total_duration.0),
             Cell::plain(r.images_per_second()),
             Cell::count(r.parameters as u64),
@@ -126,6 +130,12 @@ pub fn train_report(r: &TrainResult, args: &Args) -> anyhow::Result<Report> {
             r.status
         )));
     }
+    if let Some(why) = &r.energy_unknown {
+        summary.push(Block::Paragraph(format!(
+            "Energy is not fully measured: {why}. Figures that depend on it are left out \
+             rather than counted as zero; `greenlab meters` shows why."
+        )));
+    }
     report.push(summary);
     let mut epochs = Section::new("Per epoch");
     let mut t = Table::new([
@@ -141,13 +151,20 @@ pub fn train_report(r: &TrainResult, args: &Args) -> anyhow::Result<Report> {
     let mut energy_pts = Vec::new();
     let mut power_pts = Vec::new();
     let mut acc_pts = Vec::new();
-    let mut cumulative = Joules(0.0);
+    // Plotted only while every epoch's energy is known: a curve through a missing figure
+    // would read as zero.
+    let mut cumulative = Some(Joules(0.0));
     for e in &r.epochs {
-        cumulative += e.energy.total;
-        energy_pts.push((e.epoch as f64, cumulative.0));
-        power_pts.push((e.epoch as f64, e.energy.average_power.0));
-        if let Some(a) = e.test_accuracy {
-            acc_pts.push((cumulative.0, a));
+        cumulative = cumulative.zip(e.energy.attributed).map(|(a, b)| a + b);
+        if let Some(c) = cumulative {
+            energy_pts.push((e.epoch as f64, c.0));
+            if let Some(a) = e.test_accuracy {
+                acc_pts.push((c.0, a));
+            }
+        }
+        let power = e.energy.attributed.and_then(|j| j.per(e.energy.duration));
+        if let Some(p) = power {
+            power_pts.push((e.epoch as f64, p.0));
         }
         t.push_row([
             Cell::count(e.epoch as u64),
@@ -155,21 +172,26 @@ pub fn train_report(r: &TrainResult, args: &Args) -> anyhow::Result<Report> {
             Cell::percent(e.train_accuracy),
             e.test_accuracy.map_or(Cell::Empty, Cell::percent),
             Cell::seconds(e.duration.0),
-            Cell::joules(e.energy.total.0),
-            Cell::watts(e.energy.average_power.0),
+            joules_cell(e.energy.attributed),
+            power.map_or(Cell::text("not measured"), |p| Cell::watts(p.0)),
             Cell::plain(e.images_per_second),
         ]);
     }
     epochs.push(Block::Table(t));
-    if !r.epochs.is_empty() {
+    if !power_pts.is_empty() {
         epochs.push(Block::LinePlot(LinePlot {
-            caption: format!("Average power per epoch ({})", r.energy_source),
+            caption: format!(
+                "Average power of this run per epoch ({})",
+                r.energy_provenance
+            ),
             x: Axis::new("epoch", Unit::Count),
             y: Axis::new("average power", Unit::Watts),
             series: vec![Series::new("power", power_pts)],
         }));
+    }
+    if !energy_pts.is_empty() {
         epochs.push(Block::LinePlot(LinePlot {
-            caption: format!("Cumulative training energy ({})", r.energy_source),
+            caption: format!("Cumulative energy of this run ({})", r.energy_provenance),
             x: Axis::new("epoch", Unit::Count),
             y: Axis::new("energy", Unit::Joules),
             series: vec![Series::new("energy", energy_pts)],
@@ -217,27 +239,41 @@ fn study_report(url: &str, name: &str) -> anyhow::Result<Report> {
     ]);
     let mut best_pts = Vec::new();
     let mut scatter = Vec::new();
-    let mut cumulative = 0.0;
+    // Unknown from the first trial without a figure on: never a curve through zeros.
+    let mut cumulative = Some(0.0);
     let mut best = f64::NEG_INFINITY;
-    let mut sources = Vec::new();
+    let mut provenances = Vec::new();
+    let mut unmeasured = Vec::new();
     for t in &trials {
         let value = t.values.as_ref().and_then(|v| v.first().copied());
         let energy = t.energy.as_ref();
+        let figure = energy.and_then(|e| e.figure(EnergyBasis::Attributed));
         if let Some(e) = energy {
-            cumulative += e.total.0;
-            sources.push(e.source);
+            provenances.push(e.provenance());
+            if figure.is_none() {
+                unmeasured.push(format!(
+                    "trial {}: {}",
+                    t.number,
+                    e.why_unknown(EnergyBasis::Attributed).unwrap_or_default()
+                ));
+            }
+        }
+        if t.state.is_finished() {
+            cumulative = cumulative.zip(figure).map(|(c, f)| c + f.0);
         }
         if let (TrialState::Complete, Some(v)) = (t.state, value) {
             best = best.max(v);
-            if let Some(e) = energy {
+            if let Some(e) = figure {
                 scatter.push(
-                    ScatterPoint::new(e.total.0, v, "complete")
-                        .with_label(format!("#{}", t.number)),
+                    ScatterPoint::new(e.0, v, "complete").with_label(format!("#{}", t.number)),
                 );
             }
         }
-        if best.is_finite() && t.state.is_finished() {
-            best_pts.push((cumulative, best));
+        if let Some(c) = cumulative
+            && best.is_finite()
+            && t.state.is_finished()
+        {
+            best_pts.push((c, best));
         }
         table.push_row([
             Cell::count(t.number),
@@ -250,16 +286,24 @@ fn study_report(url: &str, name: &str) -> anyhow::Result<Report> {
                     .join(" "),
             ),
             value.map_or(Cell::Empty, Cell::plain),
-            energy.map_or(Cell::Empty, |e| Cell::joules(e.total.0)),
-            energy.map_or(Cell::Empty, |e| Cell::text(e.source.to_string())),
+            energy.map_or(Cell::Empty, |e| joules_cell(e.figure(EnergyBasis::Attributed))),
+            energy.map_or(Cell::Empty, |e| Cell::text(e.provenance().to_string())),
             energy.map_or(Cell::Empty, |e| Cell::seconds(e.duration.0)),
         ]);
     }
-    let source = sources
-        .iter()
-        .min()
-        .map_or("unknown".to_string(), |s| s.to_string());
+    let source = Provenance::combine(provenances.iter().copied());
     let mut plots = Section::new("Accuracy per joule");
+    plots.push(Block::Paragraph(format!(
+        "Energy: {source} figures, attributed to each trial's processes."
+    )));
+    if !unmeasured.is_empty() {
+        plots.push(Block::Paragraph(format!(
+            "{} trial(s) have no energy measured ({}); the cumulative curve stops at the first \
+             of them and they are not in the scatter. `greenlab meters` shows why.",
+            unmeasured.len(),
+            unmeasured.join("; ")
+        )));
+    }
     plots.push(Block::LinePlot(LinePlot {
         caption: format!("Best {metric} so far against cumulative energy ({source})"),
         x: Axis::new("cumulative energy", Unit::Joules),
@@ -287,4 +331,9 @@ fn study_report(url: &str, name: &str) -> anyhow::Result<Report> {
     report.push(Section::new("Trials").with(Block::Table(table)));
     report.push(Section::new("Definition").with(Block::Code(study.config().to_json())));
     Ok(report)
+}
+
+/// A joules cell, or "not measured" (never 0 for an unknown figure).
+fn joules_cell(e: Option<Joules>) -> Cell {
+    e.map_or_else(|| Cell::text("not measured"), |e| Cell::joules(e.0))
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use greenlab_meter::EnergyBasis;
 use greenlab_tune::config::StudyConfig;
 use greenlab_tune::{Storage, StudyRecord, Trial, TrialState};
 
@@ -116,17 +117,29 @@ fn list(storage: &dyn Storage) -> anyhow::Result<ExitCode> {
             .map(|b| format!("{b:.4}"))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<24} {:>7} {:>8} {:>7} {:>7} {:>12} {:>14.1}",
+            "{:<24} {:>7} {:>8} {:>7} {:>7} {:>12} {:>14}",
             s.name,
             trials.len(),
             count(TrialState::Complete),
             count(TrialState::Pruned),
             count(TrialState::Failed) + count(TrialState::Diverged),
             best,
-            greenlab_tune::study::energy_spent(&trials)
+            format_spent(&greenlab_tune::study::energy_spent(&trials))
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The energy a study spent, in the study list: joules when every trial's is known, else the
+/// known part and how many trials are not measured.
+pub(crate) fn format_spent(spent: &greenlab_tune::study::EnergySpent) -> String {
+    match spent.total() {
+        Some(j) => format!("{j:.1}"),
+        None => format!(
+            "≥{:.1} ({} not measured)",
+            spent.known_j, spent.unknown_trials
+        ),
+    }
 }
 
 fn show(storage: &dyn Storage, name: &str) -> anyhow::Result<ExitCode> {
@@ -150,8 +163,9 @@ fn show(storage: &dyn Storage, name: &str) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|e| {
                 (
-                    format!("{:.1}", e.total.0),
-                    format!("{:?}", e.source).to_lowercase(),
+                    e.figure(EnergyBasis::Attributed)
+                        .map_or_else(|| "not measured".into(), |j| format!("{:.1}", j.0)),
+                    e.provenance().to_string(),
                 )
             })
             .unwrap_or_else(|| ("-".into(), "-".into()));
@@ -203,7 +217,9 @@ pub fn trials_csv(record: &StudyRecord, trials: &[Trial]) -> String {
     header.extend(
         [
             "energy_j",
+            "machine_energy_j",
             "energy_source",
+            "energy_unknown",
             "duration_s",
             "steps",
             "worker",
@@ -230,11 +246,27 @@ pub fn trials_csv(record: &StudyRecord, trials: &[Trial]) -> String {
         for i in 0..metrics.len() {
             row.push(opt(t.values.as_ref().and_then(|v| v.get(i).copied())));
         }
-        row.push(opt(t.energy.as_ref().map(|e| e.total.0)));
+        // Unknown energy is an empty cell, never 0.
+        row.push(opt(t
+            .energy
+            .as_ref()
+            .and_then(|e| e.figure(EnergyBasis::Attributed))
+            .map(|j| j.0)));
+        row.push(opt(t
+            .energy
+            .as_ref()
+            .and_then(|e| e.figure(EnergyBasis::Machine))
+            .map(|j| j.0)));
         row.push(
             t.energy
                 .as_ref()
-                .map(|e| format!("{:?}", e.source).to_lowercase())
+                .map(|e| e.provenance().to_string())
+                .unwrap_or_default(),
+        );
+        row.push(
+            t.energy
+                .as_ref()
+                .and_then(|e| e.why_unknown(EnergyBasis::Attributed))
                 .unwrap_or_default(),
         );
         row.push(opt(t.energy.as_ref().map(|e| e.duration.0)));
@@ -279,32 +311,8 @@ pub fn trials_json(record: &StudyRecord, trials: &[Trial]) -> anyhow::Result<Str
     Ok(text)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// reader never sees half a file and a failure leaves any old file intact.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let Some(file_name) = path.file_name() else {
-        bail!("{} is not a file path", path.display());
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("cannot write {}: {e}", path.display())
-    })
-}
+/// The one atomic writer (temporary file, `sync_all`, rename), shared by every command.
+pub use greenlab_report::write_atomically;
 
 /// Objective values for a table cell: `0.8123, 41.0000`, or `-` when there are none.
 pub(crate) fn format_values(values: Option<&[f64]>) -> String {
@@ -333,10 +341,13 @@ mod tests {
             state: TrialState::Complete,
             values: Some(vec![value]),
             energy: Some(TrialEnergy {
-                total: Joules(12.5),
+                total: Some(Joules(12.5)),
+                attributed: Some(Joules(12.5)),
                 source: Source::Estimated,
                 duration: Seconds(1.0),
                 domains: Vec::new(),
+                unknown: None,
+                warnings: Vec::new(),
             }),
             attrs: Default::default(),
         }

@@ -17,7 +17,8 @@ use greenlab_model::{Architecture, InputShape};
 use greenlab_train::{Control, EpochReport, Observer, RunStatus, StepReport, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engines::{make_engine, make_tracker};
+use crate::engines::make_engine;
+use crate::meters::MeterArgs;
 
 /// Exit code of a run whose loss became NaN or infinite.
 pub const EXIT_DIVERGED: u8 = 3;
@@ -84,12 +85,8 @@ pub struct RuntimeArgs {
     /// Worker threads for the engine's kernels (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Energy meter: auto, rapl, perf, nvml or estimate.
-    #[arg(long, default_value = "auto")]
-    pub meter: String,
-    /// CPU power at full load for the estimate, in watts (default: built-in table by model).
-    #[arg(long)]
-    pub cpu_tdp_w: Option<f64>,
+    #[command(flatten)]
+    pub meter: MeterArgs,
 }
 
 /// Arguments of `greenlab train`.
@@ -214,7 +211,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.runtime.device,
         args.runtime.threads,
     )?;
-    let tracker = make_tracker(&args.runtime.meter, args.runtime.cpu_tdp_w)?;
+    let tracker = crate::meters::tracker(&args.runtime.meter, Some(&args.runtime.device))?;
     let split = greenlab_data::load(dataset, &config.data_dir)
         .with_context(|| format!("cannot load {dataset}"))?;
     let out = args
@@ -240,16 +237,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .min(split.test.len()),
         engine.name(),
         engine.device(),
-        tracker
-            .describe()
-            .iter()
-            .map(|(d, s)| format!("{d} {s}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        crate::meters::describe(&tracker)
     );
-    for note in tracker.notes() {
-        eprintln!("note: {note}");
-    }
 
     let mut progress = Progress::new(config.epochs);
     let result =
@@ -264,7 +253,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{json}");
     }
     eprintln!(
-        "{}: {} in {:.1} ({:.0} images/s), energy {:.1} ({}), written to {}",
+        "{}: {} in {:.1} ({:.0} images/s), energy {} ({}; machine {}), written to {}",
         result.network,
         match result.final_test_accuracy {
             Some(a) => format!("test accuracy {:.4}", a),
@@ -272,8 +261,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         result.total_duration,
         result.images_per_second(),
-        result.total_energy,
-        result.energy_source,
+        joules(result.attributed_energy),
+        result.energy_provenance,
+        joules(result.total_energy),
         result_path.display()
     );
     match result.status {
@@ -293,17 +283,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `12.3 J`, or `energy not measured` (never 0 for an unknown figure).
+fn joules(e: Option<greenlab_meter::Joules>) -> String {
+    e.map_or_else(|| "not measured".to_owned(), |e| format!("{e:.1}"))
+}
+
 fn epoch_line(e: &EpochReport) -> String {
     format!(
-        "epoch {}: loss {:.4}, train accuracy {:.4}, test accuracy {}, {:.1}, {:.0} images/s, {:.1} ({}){}",
+        "epoch {}: loss {:.4}, train accuracy {:.4}, test accuracy {}, {:.1}, {:.0} images/s, {} ({}){}",
         e.epoch,
         e.train_loss,
         e.train_accuracy,
         e.test_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
         e.duration,
         e.images_per_second,
-        e.energy.total,
-        e.energy.source(),
+        joules(e.energy.attributed),
+        e.energy.provenance(),
         if e.diverged { ", diverged" } else { "" }
     )
 }
@@ -335,8 +330,11 @@ impl Observer for Progress {
             .set_prefix(format!("epoch {}/{}", s.epoch, self.epochs));
         self.bar.set_position(s.step as u64);
         self.bar.set_message(format!(
-            "loss {:.4} acc {:.3} {:.0} img/s {:.1}",
-            s.loss, s.accuracy, s.images_per_second, s.energy_so_far
+            "loss {:.4} acc {:.3} {:.0} img/s {}",
+            s.loss,
+            s.accuracy,
+            s.images_per_second,
+            joules(s.energy_so_far)
         ));
     }
 
@@ -387,26 +385,8 @@ fn utc_stamp(secs: u64) -> String {
     )
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so readers
-/// never see a half-written file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        anyhow::anyhow!("cannot write {}: {e}", path.display())
-    })
-}
+/// The one atomic writer (temporary file, `sync_all`, rename), shared by every command.
+pub use greenlab_report::write_atomically;
 
 #[cfg(test)]
 mod tests {

@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
+use greenlab_meter::{Provenance, Tracker};
 use greenlab_tune::config::{ObjectiveKind, StudyConfig, parse_duration, parse_energy};
 use greenlab_tune::study::{
     CommandObjective, ObjectiveFunction, Observer, RunOptions, RunSummary, StopReason, Study,
 };
 use greenlab_tune::{Storage, Trial, TrialOutcome, TrialState};
+
+use crate::meters::MeterArgs;
 
 /// Arguments of `greenlab tune`.
 #[derive(clap::Args, Debug)]
@@ -53,9 +55,8 @@ pub struct Args {
     /// Stop when a trial reaches this value of the first objective (overrides [stop] target).
     #[arg(long)]
     pub target: Option<f64>,
-    /// Energy meter: auto, rapl, perf, nvml, estimate.
-    #[arg(long, default_value = "auto")]
-    pub meter: String,
+    #[command(flatten)]
+    pub meter: MeterArgs,
     /// Lease of a running trial in seconds; a worker silent this long is presumed dead.
     #[arg(long, default_value_t = 60)]
     pub lease_s: u64,
@@ -103,7 +104,7 @@ pub fn run_with(args: Args, train: &TrainObjectiveFactory) -> anyhow::Result<Exi
     let storage = open_storage(&args.storage)?;
     let study = Study::create(Arc::from(storage), config)
         .with_context(|| format!("cannot create the study in {}", args.storage))?;
-    let tracker = build_tracker(&args.meter)?;
+    let tracker = build_tracker(&args.meter, study.config())?;
     let objective = build_objective(study.config(), Arc::clone(&tracker), train)?;
     eprintln!(
         "study {:?} in {}: sampler {}, pruner {}, {} worker(s)",
@@ -156,25 +157,40 @@ pub fn open_storage(url: &str) -> anyhow::Result<Box<dyn Storage>> {
     greenlab_store::open(url).with_context(|| "cannot open the study storage".to_string())
 }
 
-/// The energy tracker for `--meter`; falls back to the estimate when `auto` finds nothing
-/// better (the tracker says so in its notes and every trial's energy is labelled estimated).
-pub fn build_tracker(meter: &str) -> anyhow::Result<Arc<Tracker>> {
-    let choice: MeterChoice = meter
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--meter {meter}: {e}"))?;
-    let auto = matches!(choice, MeterChoice::Auto);
-    let tracker = match Tracker::new(choice, &MeterOptions::default()) {
-        Ok(t) => t,
-        Err(e) if auto => {
-            eprintln!("warning: no energy meter available ({e}); energy is estimated");
-            Tracker::estimate_only()
-        }
-        Err(e) => return Err(e).context(format!("cannot use --meter {meter}")),
+/// The energy tracker for a study: built from `--meter` and friends by the one builder, for
+/// the device the study's training objective runs on (every GPU for a command objective). A
+/// study that needs energy (an energy objective or budget, cost-aware acquisition, the energy
+/// pruner) does not start without a working energy source.
+pub fn build_tracker(meter: &MeterArgs, config: &StudyConfig) -> anyhow::Result<Arc<Tracker>> {
+    let device = match config.objective.kind {
+        ObjectiveKind::Train => Some(
+            config
+                .objective
+                .options
+                .get("device")
+                .and_then(|d| d.as_str())
+                .unwrap_or("cpu")
+                .to_owned(),
+        ),
+        ObjectiveKind::Command => None,
     };
-    for note in tracker.notes() {
-        eprintln!("meter: {note}");
-    }
+    let tracker = crate::meters::tracker(meter, device.as_deref())?;
+    require_energy(config, tracker.provenance())?;
     Ok(Arc::new(tracker))
+}
+
+/// Refuses a study that needs energy when nothing can measure or estimate it.
+pub fn require_energy(config: &StudyConfig, provenance: Provenance) -> anyhow::Result<()> {
+    let uses = config.energy_uses();
+    if provenance == Provenance::NotMeasured && !uses.is_empty() {
+        anyhow::bail!(
+            "study {:?} needs trial energy ({}), but no energy source works on this machine; \
+             run `greenlab meters` to see why, fix it, or remove the energy settings",
+            config.name,
+            uses.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The objective a study definition names.
@@ -231,7 +247,10 @@ impl Observer for Progress {
         let energy = outcome
             .energy
             .as_ref()
-            .map(|e| format!("{:.1} J ({:?})", e.total.0, e.source).to_lowercase())
+            .map(|e| match e.figure(greenlab_meter::EnergyBasis::Attributed) {
+                Some(j) => format!("{:.1} J ({})", j.0, e.provenance()),
+                None => "energy not measured".to_owned(),
+            })
             .unwrap_or_else(|| "no energy".into());
         let params = trial
             .params
@@ -265,14 +284,14 @@ pub fn print_summary(study: &Study, summary: &RunSummary) -> anyhow::Result<()> 
     );
     let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
     println!(
-        "study {:?}: {} trials ({} complete, {} pruned, {} failed, {} diverged), {:.1} J in all",
+        "study {:?}: {} trials ({} complete, {} pruned, {} failed, {} diverged), {} J in all",
         study.config().name,
         trials.len(),
         count(TrialState::Complete),
         count(TrialState::Pruned),
         count(TrialState::Failed),
         count(TrialState::Diverged),
-        greenlab_tune::study::energy_spent(&trials)
+        crate::cmd::study::format_spent(&greenlab_tune::study::energy_spent(&trials))
     );
     let front = greenlab_tune::compare::pareto_front(&trials, objectives);
     let title = if objectives.len() > 1 {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use greenlab_tune::study::Study;
 
+use crate::meters::MeterArgs;
+
 use super::tune::{
     TrainObjectiveFactory, build_objective, build_tracker, interrupted_exit, open_storage,
     print_summary, run_options, train_objective,
@@ -23,9 +25,8 @@ pub struct Args {
     /// Worker threads in this process.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
-    /// Energy meter: auto, rapl, perf, nvml, estimate.
-    #[arg(long, default_value = "auto")]
-    pub meter: String,
+    #[command(flatten)]
+    pub meter: MeterArgs,
     /// Lease of a running trial in seconds.
     #[arg(long, default_value_t = 60)]
     pub lease_s: u64,
@@ -41,7 +42,7 @@ pub fn run_with(args: Args, train: &TrainObjectiveFactory) -> anyhow::Result<Exi
     let storage = open_storage(&args.storage)?;
     let study = Study::open(Arc::from(storage), &args.study)
         .with_context(|| format!("cannot join study {:?} in {}", args.study, args.storage))?;
-    let tracker = build_tracker(&args.meter)?;
+    let tracker = build_tracker(&args.meter, study.config())?;
     let objective = build_objective(study.config(), Arc::clone(&tracker), train)?;
     eprintln!(
         "joined study {:?} in {} with {} worker(s)",

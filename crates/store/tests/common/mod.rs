@@ -137,7 +137,7 @@ impl Storage for TempPostgres {
         trial: TrialId,
         step: u32,
         value: f64,
-        energy_j: f64,
+        energy_j: Option<f64>,
     ) -> Result<(), TuneError> {
         self.s().report_intermediate(trial, step, value, energy_j)
     }
@@ -216,7 +216,7 @@ pub fn check_details(s: &dyn Storage) {
 
     // A diverged trial keeps its NaN and infinite values, in values and intermediates.
     let t = s.create_trial(st.id, "w", HOUR).expect("create");
-    s.report_intermediate(t.id, 1, f64::NAN, 1.0)
+    s.report_intermediate(t.id, 1, f64::NAN, Some(1.0))
         .expect("NaN intermediate");
     let diverged = TrialOutcome {
         state: TrialState::Diverged,
@@ -234,7 +234,7 @@ pub fn check_details(s: &dyn Storage) {
         "{v:?}"
     );
     assert!(back.intermediate[0].value.is_nan());
-    s.report_intermediate(t.id, 1, f64::NAN, 1.0)
+    s.report_intermediate(t.id, 1, f64::NAN, Some(1.0))
         .expect("a retried report of a stored step is harmless after the end");
 
     // A worker whose lease ran out learns it when it finally reports.
@@ -249,7 +249,7 @@ pub fn check_details(s: &dyn Storage) {
         matches!(&err, TuneError::TrialState { message, .. } if message.contains("lease expired")),
         "the late worker is told why: {err}"
     );
-    assert!(s.report_intermediate(late.id, 1, 0.5, 1.0).is_err());
+    assert!(s.report_intermediate(late.id, 1, 0.5, Some(1.0)).is_err());
     assert!(s.set_params(late.id, &lr(0.1)).is_err());
 
     // Parameters are set once.

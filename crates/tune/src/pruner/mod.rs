@@ -107,7 +107,7 @@ pub(crate) mod test_support {
                 .map(|(i, &(value, energy))| Intermediate {
                     step: i as u32 + 1,
                     value,
-                    energy: Joules(energy),
+                    energy: Some(Joules(energy)),
                 })
                 .collect(),
             energy: None,

@@ -73,10 +73,16 @@ impl Pruner for ParetoPruner {
         if last.step <= self.n_warmup_steps {
             return false;
         }
+        // Without this trial's energy there is nothing to compare: never prune on a guess.
+        let Some(energy) = last.energy.filter(|e| !e.0.is_nan()) else {
+            return false;
+        };
         let points: Vec<(f64, f64)> = references(trial, history, true)
             .filter_map(|t| at_step(t, last.step))
-            .filter(|i| !i.value.is_nan() && !i.energy.0.is_nan())
-            .map(|i| (i.value, i.energy.0))
+            .filter_map(|i| {
+                let e = i.energy.filter(|e| !e.0.is_nan())?;
+                (!i.value.is_nan()).then_some((i.value, e.0))
+            })
             .collect();
         if points.len() < self.n_startup_trials.max(1) {
             return false;
@@ -87,7 +93,7 @@ impl Pruner for ParetoPruner {
         let direction = first_direction(objectives);
         let dominators = points
             .iter()
-            .filter(|&&(v, e)| dominates(v, e, last.value, last.energy.0, direction))
+            .filter(|&&(v, e)| dominates(v, e, last.value, energy.0, direction))
             .count();
         dominators as f64 > self.quantile * points.len() as f64
     }

@@ -189,6 +189,18 @@ impl Sampler for GpSampler {
             Some(c) if c.exponent != 0.0 => Some((log_energy(&obs), c.exponent)),
             _ => None,
         };
+        if let Some(((with_energy, _), _)) = &cost
+            && with_energy.is_empty()
+        {
+            // Improvement per joule on no joules at all would be improvement alone, passed off
+            // as energy-aware: refuse instead.
+            return Err(self.error(format!(
+                "cost-aware acquisition needs the trials' energy, but none of the {} complete \
+                 trials has a measured or estimated energy; fix the energy source (see \
+                 `greenlab meters`) or drop cost_aware",
+                obs.x.len()
+            )));
+        }
         let x = propose(&obs.x, &y, &obs.pending, &kinds, o, cost, &mut rng);
         ctx.space.from_unit(&x)
     }

@@ -6,9 +6,11 @@ use std::ops::ControlFlow;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use greenlab_meter::{Joules, Measurement, Seconds, Source, Tracker, WindowId};
+use greenlab_meter::{Joules, Measurement, Tracker, WindowId};
 
-use super::objective::{ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext};
+use super::objective::{
+    ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy_of,
+};
 use crate::TuneError;
 use crate::space::{Params, SearchSpace};
 use crate::trial::TrialEnergy;
@@ -117,56 +119,47 @@ struct Segments<'a> {
     tracker: &'a Tracker,
     open: Option<WindowId>,
     done: Vec<Measurement>,
+    /// Why a segment could not be measured (its energy, and so the trial's, is unknown).
+    failed: Option<String>,
 }
 
 impl Segments<'_> {
-    fn cut(&mut self) -> Joules {
-        if let Some(id) = self.open.take()
-            && let Ok(m) = self.tracker.end(id)
-        {
-            self.done.push(m);
-        }
+    /// Closes the open segment, opens the next, and returns the trial's cumulative attributed
+    /// energy so far (`None` once any segment is unknown).
+    fn cut(&mut self) -> Option<Joules> {
+        self.close();
         self.open = self.tracker.begin("trial segment").ok();
-        self.total()
+        self.attributed()
     }
 
-    fn total(&self) -> Joules {
-        Joules(self.done.iter().map(|m| m.total.0).sum())
+    fn close(&mut self) {
+        if let Some(id) = self.open.take() {
+            match self.tracker.end(id) {
+                Ok(m) => self.done.push(m),
+                Err(e) => self.failed = Some(format!("the energy meter failed: {e}")),
+            }
+        } else if self.failed.is_none() {
+            self.failed = Some("the energy meter could not open a window".to_owned());
+        }
+    }
+
+    fn attributed(&self) -> Option<Joules> {
+        if self.failed.is_some() {
+            return None;
+        }
+        self.done.iter().map(|m| m.attributed).sum()
     }
 
     fn finish(mut self) -> Option<TrialEnergy> {
-        if let Some(id) = self.open.take()
-            && let Ok(m) = self.tracker.end(id)
-        {
-            self.done.push(m);
+        self.close();
+        let mut energy = trial_energy_of(&self.done);
+        if let Some(why) = self.failed {
+            // A segment was lost: the sum of the others would be a partial figure.
+            energy.total = None;
+            energy.attributed = None;
+            energy.unknown = Some(why);
         }
-        if self.done.is_empty() {
-            return None;
-        }
-        let mut domains: Vec<(String, Joules, Source)> = Vec::new();
-        for m in &self.done {
-            for d in &m.domains {
-                match domains.iter_mut().find(|(n, _, _)| *n == d.domain) {
-                    Some(entry) => {
-                        entry.1 = Joules(entry.1.0 + d.energy.0);
-                        entry.2 = entry.2.min(d.source);
-                    }
-                    None => domains.push((d.domain.clone(), d.energy, d.source)),
-                }
-            }
-        }
-        let source = self
-            .done
-            .iter()
-            .map(Measurement::source)
-            .min()
-            .unwrap_or(Source::Estimated);
-        Some(TrialEnergy {
-            total: self.total(),
-            source,
-            duration: Seconds(self.done.iter().map(|m| m.duration.0).sum()),
-            domains,
-        })
+        Some(energy)
     }
 }
 
@@ -188,6 +181,7 @@ impl ObjectiveFunction for CommandObjective {
             tracker: &self.tracker,
             open: self.tracker.begin("trial").ok(),
             done: Vec::new(),
+            failed: None,
         };
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])

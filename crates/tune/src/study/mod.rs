@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 pub use command::{CommandObjective, substitute};
 pub use objective::{
     ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy,
+    trial_energy_of, unmeasured,
 };
 pub use worker::{Observer, RunOptions, RunSummary, StopReason};
 
@@ -42,6 +43,7 @@ use crate::pruner::Pruner;
 use crate::sampler::Sampler;
 use crate::storage::{Storage, StudyRecord};
 use crate::trial::{Direction, Trial, TrialState};
+use greenlab_meter::EnergyBasis;
 
 /// A study bound to its storage, with its sampler and pruner built.
 pub struct Study {
@@ -153,17 +155,58 @@ pub fn was_interrupted(trial: &Trial) -> bool {
         && trial.attrs.get("interrupted") == Some(&serde_json::Value::Bool(true))
 }
 
-/// Energy spent by the study so far: finished trials' totals plus running trials' latest
-/// cumulative intermediate energy.
-pub fn energy_spent(trials: &[Trial]) -> f64 {
-    trials
-        .iter()
-        .map(|t| match &t.energy {
-            Some(e) => e.total.0,
-            None => t.intermediate.last().map(|i| i.energy.0).unwrap_or(0.0),
-        })
-        .filter(|e| e.is_finite())
-        .sum()
+/// Energy spent by the study so far, on the attributed basis: finished trials' figures plus
+/// running trials' latest cumulative intermediate energy. Unknown is never counted as zero:
+/// trials whose energy is unknown are counted apart, with the first one's reason.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EnergySpent {
+    /// Sum of the known figures, in joules.
+    pub known_j: f64,
+    /// Trials (finished or running) whose energy is unknown.
+    pub unknown_trials: usize,
+    /// The first unknown trial's number and why its energy is unknown.
+    pub first_unknown: Option<(u64, String)>,
+}
+
+impl EnergySpent {
+    /// The spent energy when every trial's energy is known.
+    pub fn total(&self) -> Option<f64> {
+        (self.unknown_trials == 0).then_some(self.known_j)
+    }
+}
+
+/// Energy spent by the study so far; see [`EnergySpent`].
+pub fn energy_spent(trials: &[Trial]) -> EnergySpent {
+    let basis = EnergyBasis::Attributed;
+    let mut out = EnergySpent::default();
+    for t in trials {
+        let (figure, why) = match &t.energy {
+            Some(e) => (e.figure(basis), e.why_unknown(basis)),
+            None if t.state == TrialState::Waiting => continue,
+            None => match t.intermediate.last() {
+                Some(i) => (
+                    i.energy,
+                    Some("its last intermediate report has no energy".to_owned()),
+                ),
+                // Started but not reported yet, or failed before the meter ran: nothing spent
+                // that anyone measured; only a finished trial without energy is unknown.
+                None if !t.state.is_finished() => continue,
+                None if was_interrupted(t) || t.state == TrialState::Failed => continue,
+                None => (None, Some("no energy was recorded".to_owned())),
+            },
+        };
+        match figure {
+            Some(j) => out.known_j += j.0,
+            None => {
+                out.unknown_trials += 1;
+                if out.first_unknown.is_none() {
+                    out.first_unknown =
+                        Some((t.number, why.unwrap_or_else(|| "not measured".to_owned())));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The best complete value of the first objective, if any.
@@ -211,10 +254,19 @@ fn stop_reason(
     }
     if let Some(budget) = stop.energy_budget {
         let spent = energy_spent(trials);
-        if spent >= budget.0 {
+        if let Some((trial, why)) = spent.first_unknown {
+            // A budget cannot be kept on figures that are not there: stop and say why rather
+            // than count the unknown trials as free.
+            return Some(StopReason::EnergyUnknown {
+                budget: budget.0,
+                trial,
+                why,
+            });
+        }
+        if spent.known_j >= budget.0 {
             return Some(StopReason::EnergyBudget {
                 budget: budget.0,
-                spent,
+                spent: spent.known_j,
             });
         }
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use greenlab_meter::{Joules, Measurement};
+use greenlab_meter::{Joules, Measurement, Seconds, Source};
 
 use crate::pruner::Pruner;
 use crate::space::Params;
@@ -92,13 +92,14 @@ impl<'a> TrialContext<'a> {
     }
 
     /// Records the value of the first objective metric after `step` (an epoch, from 1) and the
-    /// trial's cumulative energy so far, then asks the pruner. `Break` means stop now: the
-    /// trial will be recorded as pruned (its energy so far saved from waste). Storage errors
-    /// are kept and reported when the trial ends; they do not stop the objective.
-    pub fn report(&mut self, step: u32, value: f64, energy: Joules) -> ControlFlow<()> {
-        if let Err(e) = self
-            .storage
-            .report_intermediate(self.trial.id, step, value, energy.0)
+    /// trial's cumulative attributed energy so far (`None` when it is not known: never pass 0
+    /// for unknown), then asks the pruner. `Break` means stop now: the trial will be recorded
+    /// as pruned (its energy so far saved from waste). Storage errors are kept and reported
+    /// when the trial ends; they do not stop the objective.
+    pub fn report(&mut self, step: u32, value: f64, energy: Option<Joules>) -> ControlFlow<()> {
+        if let Err(e) =
+            self.storage
+                .report_intermediate(self.trial.id, step, value, energy.map(|e| e.0))
         {
             self.storage_error = Some(e.to_string());
         }
@@ -159,16 +160,80 @@ impl<'a> TrialContext<'a> {
     }
 }
 
-/// Converts a meter measurement to a trial's energy record.
+/// Converts a meter measurement to a trial's energy record: both figures, every domain, and
+/// the meter's warnings (a frozen counter, an estimate standing in, energy shared with
+/// concurrent trials).
 pub fn trial_energy(m: &Measurement) -> TrialEnergy {
+    trial_energy_of(std::slice::from_ref(m))
+}
+
+/// The energy record of a trial whose energy could not be measured at all (the meter failed).
+pub fn unmeasured(why: String, duration: std::time::Duration) -> TrialEnergy {
     TrialEnergy {
-        total: m.total,
-        source: m.source(),
-        duration: m.duration,
-        domains: m
-            .domains
+        total: None,
+        attributed: None,
+        source: Source::Estimated,
+        duration: Seconds::from(duration),
+        domains: Vec::new(),
+        unknown: Some(why),
+        warnings: Vec::new(),
+    }
+}
+
+/// One energy record for several consecutive windows of the same trial (the segments between
+/// a command's reports): sums per domain, unknown if any part is unknown (never a partial sum
+/// passed off as the whole), the weakest source, every warning once.
+pub fn trial_energy_of(parts: &[Measurement]) -> TrialEnergy {
+    let mut domains: Vec<(String, Option<Joules>, Source)> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    for m in parts {
+        for d in &m.domains {
+            match domains.iter_mut().find(|(n, _, _)| *n == d.domain) {
+                Some(entry) => {
+                    entry.1 = entry.1.zip(d.energy).map(|(a, b)| a + b);
+                    entry.2 = entry.2.min(d.source);
+                }
+                None => domains.push((d.domain.clone(), d.energy, d.source)),
+            }
+        }
+        for w in &m.warnings {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
+    }
+    let sum = |f: &dyn Fn(&Measurement) -> Option<Joules>| -> Option<Joules> {
+        if parts.is_empty() {
+            return None;
+        }
+        parts.iter().map(f).sum()
+    };
+    let total = sum(&|m| m.total);
+    let attributed = sum(&|m| m.attributed);
+    let unknown = parts
+        .iter()
+        .find_map(|m| m.unknown.clone())
+        .or_else(|| parts.is_empty().then(|| "no energy window was measured".to_owned()))
+        .or_else(|| {
+            attributed.is_none().then(|| {
+                "the meter could not attribute energy to the trial's processes".to_owned()
+            })
+        });
+    TrialEnergy {
+        total,
+        attributed,
+        source: parts
             .iter()
-            .map(|d| (d.domain.clone(), d.energy, d.source))
-            .collect(),
+            .map(Measurement::source)
+            .min()
+            .unwrap_or(Source::Estimated),
+        duration: Seconds(parts.iter().map(|m| m.duration.0).sum()),
+        domains,
+        unknown: if total.is_some() && attributed.is_some() {
+            None
+        } else {
+            unknown
+        },
+        warnings,
     }
 }

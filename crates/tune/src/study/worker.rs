@@ -21,13 +21,15 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use greenlab_meter::Tracker;
+use greenlab_meter::{EnergyBasis, Tracker};
 
 use super::Study;
-use super::objective::{ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy};
+use super::objective::{
+    ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy, unmeasured,
+};
 use crate::TuneError;
 use crate::sampler::SampleContext;
-use crate::trial::{Trial, TrialOutcome, TrialState};
+use crate::trial::{Trial, TrialEnergy, TrialOutcome, TrialState};
 
 /// Told about every trial a worker of this process finishes (for progress display).
 pub trait Observer: Send + Sync {
@@ -95,6 +97,16 @@ pub enum StopReason {
         /// Spent in joules.
         spent: f64,
     },
+    /// The study has an energy budget but a trial's energy is unknown, so the budget cannot be
+    /// kept (unknown energy is never counted as zero).
+    EnergyUnknown {
+        /// Budget in joules.
+        budget: f64,
+        /// The first trial whose energy is unknown.
+        trial: u64,
+        /// Why it is unknown.
+        why: String,
+    },
     /// A complete trial reached the target value.
     TargetReached {
         /// The target.
@@ -117,6 +129,12 @@ impl std::fmt::Display for StopReason {
             StopReason::EnergyBudget { budget, spent } => {
                 write!(f, "energy budget spent: {spent:.1} J of {budget:.1} J")
             }
+            StopReason::EnergyUnknown { budget, trial, why } => write!(
+                f,
+                "the energy budget of {budget:.1} J cannot be kept: trial {trial} has no energy \
+                 measured ({why}); fix the energy source (see `greenlab meters`) or drop the \
+                 budget"
+            ),
             StopReason::TargetReached { target, best } => {
                 write!(f, "target {target} reached (best {best})")
             }
@@ -316,7 +334,7 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
             let window = options
                 .tracker
                 .as_ref()
-                .and_then(|t| t.begin(&format!("trial {}", trial.number)).ok());
+                .map(|t| t.begin(&format!("trial {}", trial.number)));
             let mut ctx = TrialContext {
                 storage,
                 study: study.record.id,
@@ -340,8 +358,25 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
                         "objective panicked: {message}"
                     )))
                 });
+            // A meter failure is recorded as unknown energy with its reason, never dropped.
             let measured = match (window, options.tracker.as_ref()) {
-                (Some(w), Some(t)) => t.end(w).ok(),
+                (Some(Ok(w)), Some(t)) => Some(match t.end(w) {
+                    Ok(m) => (trial_energy(&m), m.concurrency),
+                    Err(e) => (
+                        unmeasured(
+                            format!("the energy meter failed at the end of the trial: {e}"),
+                            started.elapsed(),
+                        ),
+                        1,
+                    ),
+                }),
+                (Some(Err(e)), _) => Some((
+                    unmeasured(
+                        format!("the energy meter could not open the trial's window: {e}"),
+                        started.elapsed(),
+                    ),
+                    1,
+                )),
                 _ => None,
             };
             drop(stop_tx);
@@ -367,18 +402,23 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
             .insert("interrupted".into(), serde_json::json!(true));
         outcome.energy = (result.as_ref().ok())
             .and_then(|o| o.energy.clone())
-            .or_else(|| measured.as_ref().map(trial_energy));
+            .or_else(|| measured.as_ref().map(|(e, _)| e.clone()));
         outcome
     } else {
-        outcome_for(study, result, &ctx_trial, pruned, measured.as_ref())
+        outcome_for(
+            study,
+            result,
+            &ctx_trial,
+            pruned,
+            measured.as_ref().map(|(e, _)| e),
+        )
     };
-    if let Some(m) = measured.as_ref().filter(|m| m.concurrency > 1) {
+    if let Some((_, concurrency)) = measured.as_ref().filter(|(_, c)| *c > 1) {
         outcome.attrs.insert(
             "energy_attribution".into(),
             serde_json::json!(format!(
-                "shared equally with the trials running at the same time (up to {} at once): \
-                 machine-wide counters cannot tell them apart",
-                m.concurrency
+                "shared equally with the trials running at the same time (up to {concurrency} at \
+                 once): machine-wide counters cannot tell them apart"
             )),
         );
     }
@@ -413,7 +453,7 @@ fn outcome_for(
     result: Result<ObjectiveOutput, super::ObjectiveError>,
     trial: &Trial,
     pruned: bool,
-    measured: Option<&greenlab_meter::Measurement>,
+    measured: Option<&TrialEnergy>,
 ) -> TrialOutcome {
     let objectives = &study.config.objectives;
     let last_step = trial.intermediate.last();
@@ -421,7 +461,7 @@ fn outcome_for(
         Ok(o) => (o, None),
         Err(e) => (ObjectiveOutput::default(), Some(e.to_string())),
     };
-    let energy = output.energy.clone().or_else(|| measured.map(trial_energy));
+    let energy = output.energy.clone().or_else(|| measured.cloned());
     let mut attrs = BTreeMap::new();
     if !output.metrics.is_empty() {
         attrs.insert("metrics".to_string(), serde_json::json!(output.metrics));
@@ -430,7 +470,10 @@ fn outcome_for(
     // trial falls back on its last intermediate value for the first objective.
     let value_of = |i: usize, metric: &str| -> Option<f64> {
         if metric == "energy" {
-            energy.as_ref().map(|e| e.total.0)
+            energy
+                .as_ref()
+                .and_then(|e| e.figure(EnergyBasis::Attributed))
+                .map(|j| j.0)
         } else {
             output.metrics.get(metric).copied().or_else(|| {
                 if i == 0 && pruned {
@@ -499,7 +542,13 @@ fn outcome_for(
                 .collect();
             let got: Vec<&str> = output.metrics.keys().map(String::as_str).collect();
             let reason = if missing == ["energy"] {
-                "no energy measurement for objective \"energy\"; run with a meter".to_string()
+                format!(
+                    "objective \"energy\" has no value: {}; see `greenlab meters`",
+                    energy
+                        .as_ref()
+                        .and_then(|e| e.why_unknown(EnergyBasis::Attributed))
+                        .unwrap_or_else(|| "no energy was measured".to_owned())
+                )
             } else {
                 format!(
                     "objective returned no metric {} (it returned: {})",

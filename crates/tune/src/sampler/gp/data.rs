@@ -101,7 +101,8 @@ pub fn observe(ctx: &SampleContext<'_>) -> Observations {
                 let energy = t
                     .energy
                     .as_ref()
-                    .map(|e| e.total.0)
+                    .and_then(|e| e.figure(greenlab_meter::EnergyBasis::Attributed))
+                    .map(|j| j.0)
                     .filter(|j| j.is_finite() && *j > 0.0);
                 let values = t.values.as_deref().unwrap_or(&[]);
                 let finite = values.len() >= m && values[..m].iter().all(|v| v.is_finite());

@@ -284,11 +284,15 @@ fn cost_aware_mode_prefers_cheap_regions() {
             Some(vec![0.5 + 0.01 * ((i * 7) % 5) as f64]),
             TrialState::Complete,
         );
+        let joules = greenlab_meter::Joules(10.0 * (5.0 * x).exp());
         t.energy = Some(crate::trial::TrialEnergy {
-            total: greenlab_meter::Joules(10.0 * (5.0 * x).exp()),
+            total: Some(joules * 1.5),
+            attributed: Some(joules),
             source: greenlab_meter::Source::Estimated,
             duration: greenlab_meter::Seconds(1.0),
             domains: vec![],
+            unknown: None,
+            warnings: vec![],
         });
         history.push(t);
     }
