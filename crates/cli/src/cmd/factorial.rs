@@ -12,9 +12,9 @@ use greenlab_report::{Report, write_atomically};
 use greenlab_tune::ParamValue;
 use serde::Deserialize;
 
-use crate::experiment::analysis::{analyse, sections};
-use crate::experiment::factorial::{self, Design};
-use crate::objective::{TrainObjective, TrainSettings};
+use greenlab_experiment::analysis::{analyse, sections};
+use greenlab_experiment::factorial::{self, Design};
+use greenlab_experiment::objective::TrainSettings;
 
 /// Arguments of `greenlab factorial`.
 #[derive(clap::Args, Debug)]
@@ -139,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let choice: MeterChoice = args.meter.parse().context("--meter")?;
     let mut base = training.to_config()?;
     base.seed = design.seed;
-    let objective = TrainObjective::load(base, &args.engine, &args.device, args.threads, choice)?;
+    let objective = crate::objective::load(base, &args.engine, &args.device, args.threads, choice)?;
     let url = args
         .storage
         .clone()
@@ -152,6 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &design,
         &objective,
         &worker,
+        &crate::interrupt::install(),
         &mut |done, total, t| {
             eprintln!(
                 "[{done}/{total}] trial {} {} {}",

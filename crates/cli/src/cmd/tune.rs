@@ -78,7 +78,7 @@ pub fn train_objective(
     config: &StudyConfig,
     tracker: Arc<Tracker>,
 ) -> anyhow::Result<Arc<dyn ObjectiveFunction>> {
-    Ok(Arc::new(crate::objective::TrainObjective::from_options(
+    Ok(Arc::new(crate::objective::from_options(
         &config.objective.options,
         tracker,
     )?))

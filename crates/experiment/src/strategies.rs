@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use anyhow::Context;
 use greenlab_report::{Axis, Block, Cell, LinePlot, Section, Series, Table, Unit};
 use greenlab_stats::{
     CompareOptions, StrategyComparison, StrategyRuns, TrialPoint, compare_strategies,
@@ -19,6 +19,7 @@ use greenlab_tune::config::{
 use greenlab_tune::study::{RunOptions, Study};
 use greenlab_tune::{Direction, Distribution, Objective, Storage, Trial, TrialState};
 
+use crate::ExperimentError;
 use crate::objective::TrainObjective;
 
 /// A strategy: a label for reports and the sampler that implements it.
@@ -132,13 +133,15 @@ pub struct Plan<'a> {
 }
 
 /// Runs (or resumes) every study of the plan, returning per strategy the trial sequences.
+/// Setting `options.cancel` (Ctrl-C in the cli) stops after the trial in progress and returns
+/// [`ExperimentError::Interrupted`].
 pub fn run(
     storage: &Arc<dyn Storage>,
     plan: &Plan<'_>,
     objective: Arc<TrainObjective>,
     options: &RunOptions,
     progress: &mut dyn FnMut(&str, usize, usize),
-) -> anyhow::Result<Vec<StrategyRuns>> {
+) -> Result<Vec<StrategyRuns>, ExperimentError> {
     let mut out = Vec::new();
     let total = plan.strategies.len() * plan.repetitions;
     let mut done = 0;
@@ -172,22 +175,20 @@ pub fn run(
                     options: objective.identity(),
                 },
             };
-            let study = Study::create(storage.clone(), config).with_context(|| {
-                format!(
+            let study =
+                Study::create(storage.clone(), config).map_err(ExperimentError::study(format!(
                     "creating study {name} (a study of that name with other training settings \
                      is in the storage: use another --out or --storage for other settings)"
-                )
-            })?;
+                )))?;
             progress(&name, done, total);
             study
                 .run(objective.clone(), options)
-                .with_context(|| format!("running study {name}"))?;
-            if crate::interrupt::requested() {
-                return Err(crate::interrupt::Interrupted(format!(
+                .map_err(ExperimentError::study(format!("running study {name}")))?;
+            if options.cancel.load(Ordering::SeqCst) {
+                return Err(ExperimentError::Interrupted(format!(
                     "{done} of {total} tuning studies done and {name} stopped; rerun the same \
                      command to resume"
-                ))
-                .into());
+                )));
             }
             reps.push(sequence(&study.trials()?));
             done += 1;
