@@ -59,3 +59,15 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
+
+/// The message of an error that an interrupt caused (this module's [`Interrupted`] or an
+/// experiment's), or `None` for any other error.
+pub fn message(err: &anyhow::Error) -> Option<String> {
+    if let Some(stopped) = err.downcast_ref::<Interrupted>() {
+        return Some(stopped.to_string());
+    }
+    match err.downcast_ref::<greenlab_experiment::ExperimentError>() {
+        Some(e @ greenlab_experiment::ExperimentError::Interrupted(_)) => Some(e.to_string()),
+        _ => None,
+    }
+}

@@ -9,7 +9,6 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod engines;
-mod experiment;
 mod heap;
 mod interrupt;
 mod meters;
@@ -75,7 +74,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(err) => match err.downcast_ref::<interrupt::Interrupted>() {
+        Err(err) => match interrupt::message(&err) {
             Some(stopped) => {
                 eprintln!("{stopped}");
                 ExitCode::from(interrupt::EXIT_INTERRUPTED)

@@ -73,7 +73,7 @@ fn replicate_runs_both_studies_resumes_and_reports() {
     let results: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
             .unwrap();
-    assert_eq!(results["energy_source"], "estimated");
+    assert_eq!(results["energy_provenance"], "estimated");
     assert_eq!(results["rq1"].as_array().unwrap().len(), 3);
     let rows = results["rq2"]["energy_anova"]["Ok"]["rows"]
         .as_array()

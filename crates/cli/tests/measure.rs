@@ -243,12 +243,22 @@ fn a_live_fake_powercap_tree_is_probed_used_and_counted() {
         .iter()
         .filter_map(|d| d["domain"].as_str())
         .collect();
-    assert_eq!(names, ["cpu-package-0", "dram-0"], "core is nested: never summed");
+    assert_eq!(
+        names,
+        ["cpu-package-0", "dram-0"],
+        "core is nested: never summed"
+    );
     let energy = |i: usize| domains[i]["energy"]["value"].as_f64().unwrap_or(f64::NAN);
     // The window saw the command's work plus whatever the mover added after it began.
     let moved = moved_uj as f64 * 1e-6;
-    assert!(energy(0) >= 2.5 - 1e-9 && energy(0) <= 2.5 + moved + 1e-9, "{v}");
-    assert!(energy(1) >= 0.001 - 1e-12 && energy(1) <= 0.001 + moved + 1e-9, "{v}");
+    assert!(
+        energy(0) >= 2.5 - 1e-9 && energy(0) <= 2.5 + moved + 1e-9,
+        "{v}"
+    );
+    assert!(
+        energy(1) >= 0.001 - 1e-12 && energy(1) <= 0.001 + moved + 1e-9,
+        "{v}"
+    );
     let total = v["energy"]["value"].as_f64().unwrap_or(f64::NAN);
     assert!((total - energy(0) - energy(1)).abs() < 1e-9, "{v}");
     assert!(!stderr.contains("ESTIMATED"), "{stderr}");
@@ -328,20 +338,36 @@ fn meters_explains_every_source_and_each_choice() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(0));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
-    let candidates = v["survey"]["candidates"].as_array().cloned().unwrap_or_default();
+    let candidates = v["survey"]["candidates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let rapl = &candidates[0];
     assert_eq!(rapl["opened"], true, "{v}");
     assert_eq!(rapl["used"], false, "{v}");
     assert_eq!(rapl["domains"][0]["moved"], false, "{v}");
     let perf = &candidates[1];
     assert_eq!(perf["opened"], false, "{v}");
-    assert!(perf["error"].as_str().is_some_and(|e| e.contains("does not exist")), "{v}");
+    assert!(
+        perf["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not exist")),
+        "{v}"
+    );
     let estimate = candidates
         .iter()
         .find(|c| c["source"] == "estimate")
         .unwrap_or_else(|| panic!("{v}"));
-    assert!(estimate["detail"].as_str().is_some_and(|d| d.contains("logical cpus")), "{v}");
-    let choices = v["survey"]["choices"].as_array().cloned().unwrap_or_default();
+    assert!(
+        estimate["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("logical cpus")),
+        "{v}"
+    );
+    let choices = v["survey"]["choices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let rapl_choice = choices.iter().find(|c| c["choice"] == "rapl");
     assert!(
         rapl_choice
@@ -358,7 +384,10 @@ fn meters_explains_every_source_and_each_choice() {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("rapl (powercap)") && text.contains("did not change"), "{text}");
+    assert!(
+        text.contains("rapl (powercap)") && text.contains("did not change"),
+        "{text}"
+    );
     assert!(text.contains("*auto"), "{text}");
 }
 

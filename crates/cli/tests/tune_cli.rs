@@ -192,7 +192,11 @@ fn a_study_on_a_machine_that_cannot_measure_records_unknown_energy_and_refuses_e
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("studies.db").display());
     let nowhere = |what: &str| dir.path().join(what).to_string_lossy().into_owned();
-    let (powercap, perf, proc_root) = (nowhere("no-powercap"), nowhere("no-perf"), nowhere("no-proc"));
+    let (powercap, perf, proc_root) = (
+        nowhere("no-powercap"),
+        nowhere("no-perf"),
+        nowhere("no-proc"),
+    );
     let meter_args = [
         "--powercap-root",
         powercap.as_str(),
@@ -237,13 +241,21 @@ fn a_study_on_a_machine_that_cannot_measure_records_unknown_energy_and_refuses_e
         let e = &t["energy"];
         assert!(e["total"].is_null() && e["attributed"].is_null(), "{t}");
         assert!(
-            e["unknown"].as_str().is_some_and(|u| u.contains("no meter")),
+            e["unknown"]
+                .as_str()
+                .is_some_and(|u| u.contains("no meter")),
             "{t}"
         );
     }
     let csv_path = dir.path().join("blind.csv");
     let out = greenlab(&[
-        "study", "export", "--storage", &db, "--study", "blind", "--out",
+        "study",
+        "export",
+        "--storage",
+        &db,
+        "--study",
+        "blind",
+        "--out",
         csv_path.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -251,19 +263,32 @@ fn a_study_on_a_machine_that_cannot_measure_records_unknown_energy_and_refuses_e
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let col = header.iter().position(|h| *h == "energy_j").unwrap();
     for line in csv.lines().skip(1) {
-        assert_eq!(line.split(',').nth(col), Some(""), "an empty cell, not 0: {line}");
+        assert_eq!(
+            line.split(',').nth(col),
+            Some(""),
+            "an empty cell, not 0: {line}"
+        );
     }
 
     // Comparing strategies on these trials is refused, naming the trial and why.
     let out = greenlab(&["compare", "--storage", &db, "--studies", "blind"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("no energy measured") && err.contains("trial 0"), "{err}");
+    assert!(
+        err.contains("no energy measured") && err.contains("trial 0"),
+        "{err}"
+    );
 
     // A study with an energy budget does not start at all.
     let config = write_config(dir.path(), "budget", "random");
     let mut args = vec![
-        "tune", "--config", &config, "--storage", &db, "--energy-budget", "10J",
+        "tune",
+        "--config",
+        &config,
+        "--storage",
+        &db,
+        "--energy-budget",
+        "10J",
     ];
     args.extend_from_slice(&meter_args);
     args.extend_from_slice(OBJECTIVE);

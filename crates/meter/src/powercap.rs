@@ -585,7 +585,10 @@ mod tests {
         clock.advance(Duration::from_millis(1));
         set_energy(root, "intel-rapl:0", 100).unwrap_or_else(|e| panic!("{e}"));
         let r = m.read().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(r.domains[0].energy, before.domains[0].energy, "nothing added");
+        assert_eq!(
+            r.domains[0].energy, before.domains[0].energy,
+            "nothing added"
+        );
         assert_eq!(r.domains[0].gaps, 1);
         assert_eq!(r.domains[1].gaps, 0, "other domains are unaffected");
         assert!(

@@ -112,7 +112,10 @@ impl ProcessTree {
             let Ok(text) = std::fs::read_to_string(entry.path().join("children")) else {
                 continue;
             };
-            for child in text.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            for child in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
                 self.collect(child, out, depth + 1);
             }
         }
@@ -229,7 +232,11 @@ mod tests {
         fake::write_proc(
             dir.path(),
             500,
-            &[(10, 100, 256, &[11]), (11, 50, 256, &[12]), (12, 25, 0, &[])],
+            &[
+                (10, 100, 256, &[11]),
+                (11, 50, 256, &[12]),
+                (12, 25, 0, &[]),
+            ],
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let tree = ProcessTree::new(dir.path(), 10);

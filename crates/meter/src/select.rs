@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::error::MeterError;
 use crate::estimate::EstimateMeter;
-use crate::clock::Clock;
 use crate::meter::{Domain, DomainKind, Meter, Reading};
 use crate::nvml::{GpuBackend, NvmlBackend, NvmlMeter};
 use crate::perf::{PerfCounters, PerfEvents, PerfMeter, SyscallCounters};
@@ -462,7 +462,10 @@ fn try_estimate(
 }
 
 /// Keeps only the GPUs the work runs on (CUDA indices among the visible devices).
-fn select_gpus(meter: Box<dyn Meter>, wanted: Option<&[u32]>) -> Result<Box<dyn Meter>, MeterError> {
+fn select_gpus(
+    meter: Box<dyn Meter>,
+    wanted: Option<&[u32]>,
+) -> Result<Box<dyn Meter>, MeterError> {
     let Some(wanted) = wanted else {
         return Ok(meter);
     };
@@ -502,7 +505,9 @@ pub struct Backends {
     pub perf: Option<Box<dyn Fn() -> Box<dyn PerfCounters>>>,
     /// Makes the GPU backend (default: load NVML), with the clock its meter runs on.
     #[allow(clippy::type_complexity)]
-    pub gpu: Option<Box<dyn Fn() -> Result<(Box<dyn GpuBackend>, std::sync::Arc<dyn Clock>), MeterError>>>,
+    pub gpu: Option<
+        Box<dyn Fn() -> Result<(Box<dyn GpuBackend>, std::sync::Arc<dyn Clock>), MeterError>>,
+    >,
 }
 
 /// Builds the meters for `choice`: every counter is probed first (see the module doc).
@@ -523,10 +528,10 @@ pub fn select_with(
     let mut meters: Vec<Box<dyn Meter>> = Vec::new();
     let powercap_at = options.powercap_root.display().to_string();
     let perf_at = options.perf_root.display().to_string();
-    let nvml_at = options
-        .nvml_library
-        .as_ref()
-        .map_or_else(|| "libnvidia-ml.so (system loader)".to_owned(), |p| p.display().to_string());
+    let nvml_at = options.nvml_library.as_ref().map_or_else(
+        || "libnvidia-ml.so (system loader)".to_owned(),
+        |p| p.display().to_string(),
+    );
     let open_powercap = || -> Result<Box<dyn Meter>, MeterError> {
         Ok(Box::new(PowercapMeter::new(
             &options.powercap_root,
@@ -539,17 +544,21 @@ pub fn select_with(
             Some(make) => make(),
             None => Box::new(SyscallCounters::default()),
         };
-        Ok(Box::new(PerfMeter::open(&options.perf_root, events, counters)?))
+        Ok(Box::new(PerfMeter::open(
+            &options.perf_root,
+            events,
+            counters,
+        )?))
     };
     let open_nvml = || -> Result<Box<dyn Meter>, MeterError> {
-        let (backend, clock): (Box<dyn GpuBackend>, std::sync::Arc<dyn Clock>) =
-            match &backends.gpu {
-                Some(make) => make()?,
-                None => (
-                    Box::new(NvmlBackend::load(options.nvml_library.as_deref())?),
-                    crate::clock::system(),
-                ),
-            };
+        let (backend, clock): (Box<dyn GpuBackend>, std::sync::Arc<dyn Clock>) = match &backends.gpu
+        {
+            Some(make) => make()?,
+            None => (
+                Box::new(NvmlBackend::load(options.nvml_library.as_deref())?),
+                crate::clock::system(),
+            ),
+        };
         let m: Box<dyn Meter> = Box::new(NvmlMeter::with_backend(
             backend,
             options.cuda_visible_devices.as_deref(),
@@ -804,20 +813,32 @@ mod tests {
     fn dead_domains_are_demoted_or_dropped_and_named() {
         let mut notes = Vec::new();
         let mut c = candidate("half", "here".into());
-        let m = Box::new(HalfDead(0, [Domain::cpu_package(0), Domain::dram(0)], false));
+        let m = Box::new(HalfDead(
+            0,
+            [Domain::cpu_package(0), Domain::dram(0)],
+            false,
+        ));
         let kept = prove(m, Duration::from_millis(20), &mut c, &mut notes)
             .unwrap_or_else(|e| panic!("{e}"));
         let Proven::Kept(m) = kept else {
             panic!("the live domain keeps the meter")
         };
-        assert_eq!(m.domains().len(), 2, "the dead domain was demoted, not dropped");
+        assert_eq!(
+            m.domains().len(),
+            2,
+            "the dead domain was demoted, not dropped"
+        );
         assert!(notes[0].contains("now integrating power"), "{notes:?}");
         assert_eq!(c.domains[1].note.as_deref(), Some("now integrating power"));
     }
 
     #[test]
     fn subset_keeps_the_named_domains_in_order() {
-        let m = Box::new(HalfDead(0, [Domain::cpu_package(0), Domain::dram(0)], false));
+        let m = Box::new(HalfDead(
+            0,
+            [Domain::cpu_package(0), Domain::dram(0)],
+            false,
+        ));
         let mut s = Subset::new(m, vec![1]);
         assert_eq!(s.domains(), &[Domain::dram(0)]);
         let r = s.read().unwrap_or_else(|e| panic!("{e}"));

@@ -921,7 +921,12 @@ impl Tracker {
         let names: Vec<String> = inner
             .meters
             .iter()
-            .flat_map(|m| m.domains().iter().map(ToString::to_string).collect::<Vec<_>>())
+            .flat_map(|m| {
+                m.domains()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         for (i, h) in inner.health.iter_mut().enumerate().take(domains) {
             let name = names.get(i).cloned().unwrap_or_default();
@@ -1059,8 +1064,7 @@ impl Tracker {
                 .saturating_sub(w.start.updates.get(i).copied().unwrap_or(0));
             let resolution = self.resolution.get(i).copied().unwrap_or_default();
             let mut unknown = edges.unknown.get(i).cloned().flatten();
-            if unknown.is_none() && *source == Source::Counter && updates == 0 && duration.0 > 0.0
-            {
+            if unknown.is_none() && *source == Source::Counter && updates == 0 && duration.0 > 0.0 {
                 unknown = Some(if duration.as_duration() < resolution {
                     format!(
                         "{domain}: window of {:.3} ms is shorter than the sensor resolution \

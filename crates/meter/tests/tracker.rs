@@ -116,7 +116,9 @@ fn windows_nest_and_overlap_with_exact_energies_and_sources() {
         ]
     );
     // Average power is total over duration, and a peak (when reported) is never below it.
-    let average = m_outer.average_power.unwrap_or_else(|| panic!("{m_outer:?}"));
+    let average = m_outer
+        .average_power
+        .unwrap_or_else(|| panic!("{m_outer:?}"));
     if let Some(p) = m_outer.peak_power {
         assert!(p.0 >= average.0 * (1.0 - 1e-9));
     }

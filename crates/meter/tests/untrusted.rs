@@ -144,7 +144,10 @@ fn a_live_perf_event_with_a_dead_dram_domain_keeps_the_package_and_names_the_dra
         vec![(Domain::cpu_package(0), Source::Counter)]
     );
     let notes = t.notes().join("\n");
-    assert!(notes.contains("perf power/energy-ram: opened, but did not change"), "{notes}");
+    assert!(
+        notes.contains("perf power/energy-ram: opened, but did not change"),
+        "{notes}"
+    );
     assert!(notes.contains("memory energy is not included"), "{notes}");
 }
 
@@ -163,15 +166,17 @@ fn a_perf_counter_that_goes_backwards_is_rebased_and_the_window_spanning_it_is_n
         to: 3,
     }]);
     let root = options.perf_root.clone();
-    let pmu = greenlab_meter::perf::PerfEvents::discover(&root, false)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let pmu =
+        greenlab_meter::perf::PerfEvents::discover(&root, false).unwrap_or_else(|e| panic!("{e}"));
     let meter = greenlab_meter::PerfMeter::open(&root, pmu, Box::new(events))
         .unwrap_or_else(|e| panic!("{e}"));
     let t = Tracker::from_meters(vec![Box::new(meter)], &options).unwrap_or_else(|e| panic!("{e}"));
     let mut spanning = None;
     let mut later = Vec::new();
     for i in 0..6 {
-        let ((), m) = t.measure(&format!("w{i}"), || ()).unwrap_or_else(|e| panic!("{e}"));
+        let ((), m) = t
+            .measure(&format!("w{i}"), || ())
+            .unwrap_or_else(|e| panic!("{e}"));
         if m.total.is_none() {
             spanning = Some(m);
         } else {
@@ -180,10 +185,18 @@ fn a_perf_counter_that_goes_backwards_is_rebased_and_the_window_spanning_it_is_n
     }
     let spanning = spanning.unwrap_or_else(|| panic!("one window spans the reset: {later:?}"));
     assert!(
-        spanning.unknown.as_deref().is_some_and(|u| u.contains("reset")),
+        spanning
+            .unknown
+            .as_deref()
+            .is_some_and(|u| u.contains("reset")),
         "{spanning:?}"
     );
-    assert!(spanning.warnings.iter().any(|w| w.contains("went backwards")));
+    assert!(
+        spanning
+            .warnings
+            .iter()
+            .any(|w| w.contains("went backwards"))
+    );
     // Counting goes on: every other window has its 0.25 J (2^30 counts × 2^-32 J) per read.
     assert_eq!(later.len(), 5);
     for m in &later {
@@ -211,11 +224,7 @@ impl Meter for Stopping {
         self.reads += 1;
         let n = self.reads.min(self.live_reads);
         Ok(Reading {
-            domains: vec![DomainReading::new(
-                Joules(n as f64),
-                Source::Counter,
-                n,
-            )],
+            domains: vec![DomainReading::new(Joules(n as f64), Source::Counter, n)],
             warnings: vec![],
         })
     }
@@ -248,7 +257,10 @@ fn a_counter_that_stops_mid_run_is_detected_and_estimated_in_its_place() {
     );
     let d = &m.domains[0];
     assert_eq!(d.source, Source::Estimated, "{m:?}");
-    assert!(d.filled.as_deref().is_some_and(|f| f.contains("froze")), "{d:?}");
+    assert!(
+        d.filled.as_deref().is_some_and(|f| f.contains("froze")),
+        "{d:?}"
+    );
     assert_eq!(m.provenance(), Provenance::Estimated);
     assert_no_silent_zero(&m);
 }
@@ -378,8 +390,12 @@ fn gpus_whose_counter_is_dead_are_demoted_to_power_or_dropped_and_named() {
     let dir = tempdir();
     let mut options = options_in(dir.path());
     options.gpus = true;
-    let t = Tracker::with_backends(MeterChoice::Auto, &options, &gpu_backends(gpu_trace(), None))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let t = Tracker::with_backends(
+        MeterChoice::Auto,
+        &options,
+        &gpu_backends(gpu_trace(), None),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let gpus: Vec<(Domain, Source)> = t
         .describe()
         .into_iter()
@@ -393,7 +409,10 @@ fn gpus_whose_counter_is_dead_are_demoted_to_power_or_dropped_and_named() {
         ]
     );
     let notes = t.notes().join("\n");
-    assert!(notes.contains("nvml gpu-1 (nvml device 1) energy counter: opened, but did not change"), "{notes}");
+    assert!(
+        notes.contains("nvml gpu-1 (nvml device 1) energy counter: opened, but did not change"),
+        "{notes}"
+    );
     assert!(notes.contains("70.0 W"), "{notes}");
     // Forcing nvml with these devices still works (two of three move); a machine whose only
     // GPU is dead is an error.
@@ -402,8 +421,8 @@ fn gpus_whose_counter_is_dead_are_demoted_to_power_or_dropped_and_named() {
         .into_iter()
         .map(|s| TraceSample { device: 0, ..s })
         .collect();
-    let err = Tracker::with_backends(MeterChoice::Nvml, &options, &gpu_backends(only_dead, None))
-        .err();
+    let err =
+        Tracker::with_backends(MeterChoice::Nvml, &options, &gpu_backends(only_dead, None)).err();
     assert!(matches!(err, Some(MeterError::NotMoving { .. })), "{err:?}");
 }
 
@@ -413,14 +432,26 @@ fn the_training_device_alone_is_measured_on_a_shared_machine() {
     let mut options = options_in(dir.path());
     options.gpus = true;
     options.gpu_devices = Some(vec![2]);
-    let t = Tracker::with_backends(MeterChoice::Nvml, &options, &gpu_backends(gpu_trace(), None))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(t.describe(), vec![(Domain::gpu(2), Source::IntegratedPower)]);
+    let t = Tracker::with_backends(
+        MeterChoice::Nvml,
+        &options,
+        &gpu_backends(gpu_trace(), None),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t.describe(),
+        vec![(Domain::gpu(2), Source::IntegratedPower)]
+    );
     options.gpu_devices = Some(vec![7]);
-    let err = Tracker::with_backends(MeterChoice::Nvml, &options, &gpu_backends(gpu_trace(), None))
-        .err();
+    let err = Tracker::with_backends(
+        MeterChoice::Nvml,
+        &options,
+        &gpu_backends(gpu_trace(), None),
+    )
+    .err();
     assert!(
-        err.as_ref().is_some_and(|e| e.to_string().contains("cuda:7")),
+        err.as_ref()
+            .is_some_and(|e| e.to_string().contains("cuda:7")),
         "{err:?}"
     );
 }
@@ -431,7 +462,11 @@ fn a_reset_nvml_counter_keeps_counting_after_the_reset() {
     for k in 0..=1000u64 {
         let at = Duration::from_millis(10 * k);
         // 100 W; at 5 s the driver resets the counter to 0.
-        let mj = if k < 500 { 9_000_000 + 1_000 * k } else { 1_000 * (k - 500) };
+        let mj = if k < 500 {
+            9_000_000 + 1_000 * k
+        } else {
+            1_000 * (k - 500)
+        };
         trace.push(TraceSample {
             at,
             device: 0,
@@ -441,8 +476,9 @@ fn a_reset_nvml_counter_keeps_counting_after_the_reset() {
     }
     let clock = greenlab_meter::ManualClock::new();
     let backend = TraceBackend::new(trace, vec![], Arc::new(clock.clone()));
-    let mut meter = greenlab_meter::NvmlMeter::with_backend(Box::new(backend), None, Arc::new(clock.clone()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut meter =
+        greenlab_meter::NvmlMeter::with_backend(Box::new(backend), None, Arc::new(clock.clone()))
+            .unwrap_or_else(|e| panic!("{e}"));
     let mut last = meter.read().unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..100 {
         clock.advance(Duration::from_millis(100));
@@ -459,16 +495,23 @@ fn attributed_energy_is_this_process_trees_share_and_ignores_a_neighbour() {
     let dir = tempdir();
     let proc_root = dir.path().join("proc");
     std::fs::create_dir_all(&proc_root).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(proc_root.join("cpuinfo"), "processor\t: 0\nprocessor\t: 1\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        proc_root.join("cpuinfo"),
+        "processor\t: 0\nprocessor\t: 1\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         proc_root.join("meminfo"),
         "MemTotal: 8388608 kB\nMemAvailable: 4194304 kB\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     // Our tree: 40 (a worker) with child 41; machine busy 1000 ticks.
-    write_proc(&proc_root, 1000, &[(40, 100, 1000, &[41]), (41, 50, 0, &[])])
-        .unwrap_or_else(|e| panic!("{e}"));
+    write_proc(
+        &proc_root,
+        1000,
+        &[(40, 100, 1000, &[41]), (41, 50, 0, &[])],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let options = MeterOptions {
         proc_root: proc_root.clone(),
         process: Some(40),
@@ -496,7 +539,10 @@ fn attributed_energy_is_this_process_trees_share_and_ignores_a_neighbour() {
     let alone = run((200, 100), 1200, 40.0);
     assert_eq!(alone.total, Some(Joules(40.0)));
     assert_eq!(alone.attributed, Some(Joules(30.0)));
-    let a = alone.attribution.as_ref().unwrap_or_else(|| panic!("attributed"));
+    let a = alone
+        .attribution
+        .as_ref()
+        .unwrap_or_else(|| panic!("attributed"));
     assert!((a.cpu_share - 0.75).abs() < 1e-12, "{a:?}");
     // A neighbour doubles the machine's busy time and its energy: the same work of ours is
     // still attributed the same.
@@ -540,13 +586,18 @@ fn gpu_energy_is_attributed_by_nvml_per_process_utilisation_where_it_is_reported
         &gpu_backends(gpu_trace(), Some(vec![(0, me, 30), (0, me + 100_000, 90)])),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let ((), m) = t.measure("gpu work", || busy(5)).unwrap_or_else(|e| panic!("{e}"));
+    let ((), m) = t
+        .measure("gpu work", || busy(5))
+        .unwrap_or_else(|e| panic!("{e}"));
     let gpu0 = &m.domains[0];
     let machine = gpu0.energy.unwrap_or_else(|| panic!("{m:?}"));
     let attributed = gpu0.attributed.unwrap_or_else(|| panic!("{m:?}"));
     assert!((attributed.0 - machine.0 * 0.25).abs() < 1e-9, "{m:?}");
     let gpu2 = &m.domains[1];
-    assert_eq!(gpu2.attributed, gpu2.energy, "no samples for device 2: whole device");
+    assert_eq!(
+        gpu2.attributed, gpu2.energy,
+        "no samples for device 2: whole device"
+    );
     assert!(
         m.attribution
             .as_ref()
@@ -564,16 +615,27 @@ fn the_survey_lists_every_source_with_what_happened_to_it() {
     let s = select::survey_with(&options, &perf_backends(vec![FakeCount::Frozen(0)]))
         .unwrap_or_else(|e| panic!("{e}"));
     let sources: Vec<&str> = s.candidates.iter().map(|c| c.source.as_str()).collect();
-    assert_eq!(sources, ["rapl (powercap)", "rapl (perf events)", "estimate"]);
+    assert_eq!(
+        sources,
+        ["rapl (powercap)", "rapl (perf events)", "estimate"]
+    );
     let perf = &s.candidates[1];
-    assert!(perf.opened && !perf.used && !perf.domains[0].moved, "{perf:?}");
+    assert!(
+        perf.opened && !perf.used && !perf.domains[0].moved,
+        "{perf:?}"
+    );
     let estimate = &s.candidates[2];
     assert!(estimate.used);
     let auto = &s.choices[0];
-    assert!(auto.domains.iter().all(|d| d.contains("estimate")), "{auto:?}");
+    assert!(
+        auto.domains.iter().all(|d| d.contains("estimate")),
+        "{auto:?}"
+    );
     let perf_choice = s.choices.iter().find(|c| c.choice == "perf");
     assert!(
-        perf_choice.and_then(|c| c.error.as_deref()).is_some_and(|e| e.contains("did not change")),
+        perf_choice
+            .and_then(|c| c.error.as_deref())
+            .is_some_and(|e| e.contains("did not change")),
         "{perf_choice:?}"
     );
 }

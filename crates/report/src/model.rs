@@ -618,7 +618,10 @@ mod tests {
         );
         let f = Finding::new("claim", Verdict::CannotJudge, "")
             .qualified("no energy measured (psys froze)");
-        assert_eq!(f.verdict_line(), "cannot judge: no energy measured (psys froze)");
+        assert_eq!(
+            f.verdict_line(),
+            "cannot judge: no energy measured (psys froze)"
+        );
         assert_eq!(
             Finding::new("c", Verdict::Inconclusive, "").verdict_line(),
             "inconclusive"

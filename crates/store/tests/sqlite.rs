@@ -42,7 +42,8 @@ fn a_reopened_database_keeps_everything_and_continues_numbering() {
             .create_trial(study.id, "w", Duration::from_secs(60))
             .expect("trial");
         s.set_params(t.id, &lr(0.01)).expect("params");
-        s.report_intermediate(t.id, 1, 0.5, Some(2.0)).expect("report");
+        s.report_intermediate(t.id, 1, 0.5, Some(2.0))
+            .expect("report");
         s.finish_trial(t.id, &complete(0.75)).expect("finish");
         s.enqueue_trial(study.id, &lr(0.02)).expect("enqueue");
         let done = s.trial(study.id, t.id).expect("trial");

@@ -196,13 +196,11 @@ pub fn train_with(
         .map(|m| m.total)
         .sum();
     let attributed_energy: Option<Joules> = windows().map(|m| m.attributed).sum();
-    let energy_unknown = windows()
-        .find_map(|m| m.unknown.clone())
-        .or_else(|| {
-            attributed_energy
-                .is_none()
-                .then(|| "energy could not be attributed to this process".to_owned())
-        });
+    let energy_unknown = windows().find_map(|m| m.unknown.clone()).or_else(|| {
+        attributed_energy
+            .is_none()
+            .then(|| "energy could not be attributed to this process".to_owned())
+    });
     let energy_provenance = Provenance::combine(windows().map(Measurement::provenance));
     let training_duration: Seconds = epochs.iter().map(|e| e.energy.duration).sum();
     let evaluation_duration: Seconds = epochs

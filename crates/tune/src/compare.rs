@@ -109,7 +109,7 @@ fn reaches(value: f64, target: f64, direction: Direction) -> bool {
 
 /// Whether a failed trial is one whose worker was lost before anything was measured (reaped
 /// by its lease): its energy is unknown, but that is the worker's loss, not a measurement.
-fn lost_before_measuring(t: &Trial) -> bool {
+pub fn lost_before_measuring(t: &Trial) -> bool {
     t.state == TrialState::Failed && t.energy.is_none() && t.intermediate.is_empty()
 }
 
@@ -146,7 +146,10 @@ pub fn curve(
     let mut sources = Vec::new();
     for t in finished {
         let energy = match &t.energy {
-            Some(e) => e.figure(basis).map(|j| j.0).ok_or_else(|| e.why_unknown(basis)),
+            Some(e) => e
+                .figure(basis)
+                .map(|j| j.0)
+                .ok_or_else(|| e.why_unknown(basis)),
             None => t
                 .intermediate
                 .last()
@@ -484,7 +487,14 @@ mod tests {
                 trial(2, TrialState::Complete, 0.199, 1.0, 3.0),
             ],
         );
-        let c = compare(&[s], Direction::Minimize, None, 0.9, EnergyBasis::Attributed).unwrap();
+        let c = compare(
+            &[s],
+            Direction::Minimize,
+            None,
+            0.9,
+            EnergyBasis::Attributed,
+        )
+        .unwrap();
         assert!((c.target.unwrap() - 0.199 * 1.1).abs() < 1e-12);
         assert_eq!(c.studies[0].trials_to_target, Some(2));
         assert_eq!(c.studies[0].best, Some(0.199));
@@ -498,7 +508,10 @@ mod tests {
             e.attributed = None;
             e.unknown = Some("psys: the counter froze".into());
         }
-        let s = study("x", vec![trial(0, TrialState::Complete, 0.5, 10.0, 1.0), unmeasured]);
+        let s = study(
+            "x",
+            vec![trial(0, TrialState::Complete, 0.5, 10.0, 1.0), unmeasured],
+        );
         let err = compare(
             &[s],
             Direction::Maximize,
@@ -528,7 +541,10 @@ mod tests {
             ],
         );
         let c = compare(&[s], Direction::Maximize, None, 0.9, EnergyBasis::Machine).unwrap();
-        assert_eq!(c.studies[0].total_energy_j, 30.0, "twice the attributed figures");
+        assert_eq!(
+            c.studies[0].total_energy_j, 30.0,
+            "twice the attributed figures"
+        );
         assert_eq!(c.studies[0].lost_trials, 1);
         assert!(c.warnings[0].contains("lower bounds"), "{:?}", c.warnings);
         assert_eq!(c.studies[0].provenance, Provenance::Counter);

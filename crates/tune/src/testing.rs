@@ -51,7 +51,11 @@ pub fn complete_outcome(value: f64) -> TrialOutcome {
             attributed: Some(Joules(10.25)),
             source: Source::Estimated,
             duration: Seconds(1.5),
-            domains: vec![("cpu-package-0".into(), Some(Joules(12.5)), Source::Estimated)],
+            domains: vec![(
+                "cpu-package-0".into(),
+                Some(Joules(12.5)),
+                Source::Estimated,
+            )],
             unknown: None,
             warnings: vec!["a warning the meter gave".into()],
         }),
@@ -204,7 +208,8 @@ pub fn check_heartbeat_and_leases(s: &dyn Storage) {
         ),
         "a heartbeat from another worker is a TrialState error"
     );
-    s.report_intermediate(lost.id, 1, 0.3, Some(5.0)).expect("report");
+    s.report_intermediate(lost.id, 1, 0.3, Some(5.0))
+        .expect("report");
     assert_eq!(
         s.reap_expired(st.id).expect("reap"),
         1,
@@ -375,7 +380,8 @@ pub fn check_concurrency(s: Arc<dyn Storage>) {
                     let t = s.create_trial(st.id, &worker, HOUR).expect("create trial");
                     s.set_params(t.id, &params(i as f64)).expect("set params");
                     s.heartbeat(t.id, &worker, HOUR).expect("heartbeat");
-                    s.report_intermediate(t.id, 1, 0.5, Some(1.0)).expect("report");
+                    s.report_intermediate(t.id, 1, 0.5, Some(1.0))
+                        .expect("report");
                     s.finish_trial(t.id, &complete_outcome(t.number as f64))
                         .expect("finish");
                     numbers.push(t.number);

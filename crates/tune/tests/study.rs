@@ -172,7 +172,10 @@ fn an_energy_budget_on_unknown_energy_stops_and_says_why() {
     let summary = study
         .run(Arc::new(unmeasured), &RunOptions::default())
         .unwrap();
-    assert_eq!(summary.trials_run, 1, "never run on as if the trial cost 0 J");
+    assert_eq!(
+        summary.trials_run, 1,
+        "never run on as if the trial cost 0 J"
+    );
     match &summary.stop {
         StopReason::EnergyUnknown { trial, why, .. } => {
             assert_eq!(*trial, 0);
@@ -434,7 +437,10 @@ fn cancelling_interrupts_the_running_trial_and_stops_the_run() {
             // As a Ctrl-C handler would, in the middle of the trial.
             cancel.store(true, std::sync::atomic::Ordering::SeqCst);
             assert!(ctx.should_stop() && ctx.is_cancelled());
-            assert_eq!(ctx.report(1, 0.5, Some(Joules(3.0))), ControlFlow::Break(()));
+            assert_eq!(
+                ctx.report(1, 0.5, Some(Joules(3.0))),
+                ControlFlow::Break(())
+            );
             return Ok(ObjectiveOutput {
                 metrics: [("accuracy".to_string(), 0.5)].into(),
                 energy: energy(3.0),

@@ -7,14 +7,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use greenlab_meter::MeterChoice;
+use greenlab_meter::EnergyBasis;
 use greenlab_report::{Report, write_atomically};
 use greenlab_tune::ParamValue;
 use serde::Deserialize;
 
-use crate::experiment::analysis::{analyse, sections};
-use crate::experiment::factorial::{self, Design};
-use crate::objective::{TrainObjective, TrainSettings};
+use greenlab_experiment::analysis::{analyse, sections};
+use greenlab_experiment::factorial::{self, Design};
+use greenlab_experiment::objective::TrainSettings;
+
+use crate::meters::MeterArgs;
 
 /// Arguments of `greenlab factorial`.
 #[derive(clap::Args, Debug)]
@@ -39,9 +41,8 @@ pub struct Args {
     /// Engine threads.
     #[arg(long)]
     threads: Option<usize>,
-    /// Energy source: auto, rapl, perf, nvml, estimate.
-    #[arg(long, default_value = "auto")]
-    meter: String,
+    #[command(flatten)]
+    meter: MeterArgs,
     /// Output folder.
     #[arg(long, default_value = "runs/factorial")]
     out: PathBuf,
@@ -136,10 +137,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let arch = training.architecture()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let choice: MeterChoice = args.meter.parse().context("--meter")?;
     let mut base = training.to_config()?;
     base.seed = design.seed;
-    let objective = TrainObjective::load(base, &args.engine, &args.device, args.threads, choice)?;
+    let objective =
+        crate::objective::load(base, &args.engine, &args.device, args.threads, &args.meter)?;
     let url = args
         .storage
         .clone()
@@ -152,6 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &design,
         &objective,
         &worker,
+        &crate::interrupt::install(),
         &mut |done, total, t| {
             eprintln!(
                 "[{done}/{total}] trial {} {} {}",
@@ -163,31 +165,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     let factors: Vec<String> = design.factors.keys().cloned().collect();
     let analysis = analyse(&runs, &factors);
-    // A CSV of every run, so `greenlab stats` (or any other tool) can re-analyse it.
-    let mut csv = format!(
-        "trial,{},rep,accuracy,energy_j,energy_source,duration_s\n",
-        factors.join(",")
+    // A CSV of every run, so `greenlab stats` (or any other tool) can re-analyse it. An energy
+    // that was not measured is an empty cell, never 0.
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["trial".to_owned()];
+    header.extend(factors.iter().cloned());
+    header.extend(
+        [
+            "rep",
+            "accuracy",
+            "energy_j",
+            "machine_energy_j",
+            "energy_source",
+            "duration_s",
+        ]
+        .map(String::from),
     );
+    w.write_record(&header)?;
+    let joules = |basis| {
+        move |r: &factorial::FactorialRun| {
+            r.energy
+                .figure(basis)
+                .map_or_else(String::new, |j| j.0.to_string())
+        }
+    };
     for r in &runs {
-        let levels: Vec<String> = factors
-            .iter()
-            .map(|f| r.params.get(f).map(|v| v.to_string()).unwrap_or_default())
-            .collect();
-        let rep = r
-            .params
-            .get("rep")
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        csv.push_str(&format!(
-            "{},{},{rep},{},{},{},{}\n",
-            r.trial,
-            levels.join(","),
-            r.accuracy,
-            r.energy.total.0,
-            r.energy.source,
-            r.energy.duration.0
-        ));
+        let mut row = vec![r.trial.to_string()];
+        row.extend(
+            factors
+                .iter()
+                .map(|f| r.params.get(f).map(|v| v.to_string()).unwrap_or_default()),
+        );
+        row.push(
+            r.params
+                .get("rep")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        );
+        row.push(r.accuracy.to_string());
+        row.push(joules(EnergyBasis::Attributed)(r));
+        row.push(joules(EnergyBasis::Machine)(r));
+        row.push(r.energy.provenance().to_string());
+        row.push(r.energy.duration.0.to_string());
+        w.write_record(&row)?;
     }
+    let csv = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write runs.csv: {e}"))?;
     write_atomically(&args.out.join("runs.csv"), csv)?;
     write_atomically(
         &args.out.join("analysis.json"),
@@ -196,7 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut report =
         Report::new(format!("Factorial experiment: {}", design.name)).with_subtitle(format!(
             "{} on {} — energy {}",
-            arch, training.dataset, analysis.energy_source
+            arch, training.dataset, analysis.energy_provenance
         ));
     for s in sections(&analysis) {
         report.push(s);
@@ -210,8 +234,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(t) => {
                 writeln!(
                     out,
-                    "type III ANOVA on energy ({}; {} runs):",
-                    analysis.energy_source, t.n
+                    "type III ANOVA on attributed energy ({}; {} runs):",
+                    analysis.energy_provenance, t.n
                 )?;
                 writeln!(
                     out,

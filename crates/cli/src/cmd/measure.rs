@@ -310,7 +310,9 @@ impl Report<'_> {
         let m = self.measurement;
         let provenance = m.provenance();
         let label = match provenance {
-            Provenance::NotMeasured => "NOT MEASURED (no energy source moved; see `greenlab meters`)",
+            Provenance::NotMeasured => {
+                "NOT MEASURED (no energy source moved; see `greenlab meters`)"
+            }
             Provenance::Estimated => "ESTIMATED (no energy counter; utilisation × TDP model)",
             Provenance::IntegratedPower => "measured (integrated power samples)",
             Provenance::Counter => "measured (hardware energy counters)",

@@ -43,7 +43,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print!("{}", table(&survey, args.meter.probe_ms, paranoid, &choice.to_string()));
+        print!(
+            "{}",
+            table(&survey, args.meter.probe_ms, paranoid, &choice.to_string())
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -86,7 +86,9 @@ pub fn train_report(r: &TrainResult, args: &Args) -> anyhow::Result<Report> {
         })?,
         None => WORLD,
     };
-    let co2 = r.attributed_energy.map(|e| emissions(e, intensity, args.pue));
+    let co2 = r
+        .attributed_energy
+        .map(|e| emissions(e, intensity, args.pue));
     let mut report = Report::new(format!("Training run: {}", r.network)).with_subtitle(format!(
         "{} engine on {}, {} training / {} test images — energy {}",
         r.engine, r.device, r.train_examples, r.test_examples, r.energy_provenance
@@ -286,7 +288,9 @@ fn study_report(url: &str, name: &str) -> anyhow::Result<Report> {
                     .join(" "),
             ),
             value.map_or(Cell::Empty, Cell::plain),
-            energy.map_or(Cell::Empty, |e| joules_cell(e.figure(EnergyBasis::Attributed))),
+            energy.map_or(Cell::Empty, |e| {
+                joules_cell(e.figure(EnergyBasis::Attributed))
+            }),
             energy.map_or(Cell::Empty, |e| Cell::text(e.provenance().to_string())),
             energy.map_or(Cell::Empty, |e| Cell::seconds(e.duration.0)),
         ]);

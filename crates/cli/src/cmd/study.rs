@@ -2,10 +2,10 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use greenlab_meter::EnergyBasis;
 use greenlab_tune::config::StudyConfig;
 use greenlab_tune::{Storage, StudyRecord, Trial, TrialState};
@@ -380,7 +380,7 @@ mod tests {
         );
         assert!(lines[0].ends_with("param_lr,error"));
         assert!(
-            lines[1].starts_with("s,0,complete,0.9,12.5,estimated"),
+            lines[1].starts_with("s,0,complete,0.9,12.5,12.5,estimated,,"),
             "{}",
             lines[1]
         );

@@ -5,7 +5,6 @@
 //! diverged (the result is still written), 2 any error.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};

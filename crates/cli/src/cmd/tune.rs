@@ -79,7 +79,7 @@ pub fn train_objective(
     config: &StudyConfig,
     tracker: Arc<Tracker>,
 ) -> anyhow::Result<Arc<dyn ObjectiveFunction>> {
-    Ok(Arc::new(crate::objective::TrainObjective::from_options(
+    Ok(Arc::new(crate::objective::from_options(
         &config.objective.options,
         tracker,
     )?))
@@ -247,10 +247,12 @@ impl Observer for Progress {
         let energy = outcome
             .energy
             .as_ref()
-            .map(|e| match e.figure(greenlab_meter::EnergyBasis::Attributed) {
-                Some(j) => format!("{:.1} J ({})", j.0, e.provenance()),
-                None => "energy not measured".to_owned(),
-            })
+            .map(
+                |e| match e.figure(greenlab_meter::EnergyBasis::Attributed) {
+                    Some(j) => format!("{:.1} J ({})", j.0, e.provenance()),
+                    None => "energy not measured".to_owned(),
+                },
+            )
             .unwrap_or_else(|| "no energy".into());
         let params = trial
             .params

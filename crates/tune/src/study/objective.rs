@@ -213,11 +213,15 @@ pub fn trial_energy_of(parts: &[Measurement]) -> TrialEnergy {
     let unknown = parts
         .iter()
         .find_map(|m| m.unknown.clone())
-        .or_else(|| parts.is_empty().then(|| "no energy window was measured".to_owned()))
         .or_else(|| {
-            attributed.is_none().then(|| {
-                "the meter could not attribute energy to the trial's processes".to_owned()
-            })
+            parts
+                .is_empty()
+                .then(|| "no energy window was measured".to_owned())
+        })
+        .or_else(|| {
+            attributed
+                .is_none()
+                .then(|| "the meter could not attribute energy to the trial's processes".to_owned())
         });
     TrialEnergy {
         total,

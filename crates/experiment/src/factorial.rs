@@ -11,15 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use greenlab_train::{Control, RunStatus, train_interruptible};
-use greenlab_tune::study::was_interrupted;
+use greenlab_tune::study::{trial_energy_of, was_interrupted};
 use greenlab_tune::{ParamValue, Params, Storage, Trial, TrialEnergy, TrialOutcome, TrialState};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::ExperimentError;
 use crate::objective::TrainObjective;
+
+type Result<T> = std::result::Result<T, ExperimentError>;
 
 /// The design: factors and their levels, repetitions, seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,7 +68,7 @@ impl Design {
 
     /// Checks the design: at least one factor, each with at least two distinct levels, at
     /// least one repetition (two are needed for any test; the analysis says so).
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.factors.is_empty() {
             bail!("the factorial design has no factors; add a [factors] table, e.g. conv = [1, 4]");
         }
@@ -136,28 +138,32 @@ pub struct FactorialRun {
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &Trial);
 
 /// Runs (or resumes) the design to completion in this process and returns every finished run.
-/// Ctrl-C stops the run in progress (recorded as interrupted, run again on resume) and returns
-/// [`Interrupted`](crate::interrupt::Interrupted).
+/// Setting `interrupt` (Ctrl-C in the cli) stops the run in progress (recorded as interrupted,
+/// run again on resume) and returns [`ExperimentError::Interrupted`].
 pub fn run(
     storage: &dyn Storage,
     design: &Design,
     objective: &TrainObjective,
     worker: &str,
+    interrupt: &AtomicBool,
     progress: Progress<'_>,
-) -> anyhow::Result<Vec<FactorialRun>> {
+) -> Result<Vec<FactorialRun>> {
     design.validate()?;
     let spec = serde_json::to_string(&serde_json::json!({
         "design": design,
         "training": objective.identity(),
     }))
-    .context("serialising the design")?;
-    let study = storage.create_study(&design.name, &spec).with_context(|| {
-        format!(
+    .map_err(|source| ExperimentError::Serialise {
+        what: "the design",
+        source,
+    })?;
+    let study = storage
+        .create_study(&design.name, &spec)
+        .map_err(ExperimentError::study(format!(
             "a factorial study named {:?} with another design or other training settings is in \
              the storage; give this one another name, --out or --storage",
             design.name
-        )
-    })?;
+        )))?;
     let points = design.points();
     if storage.trials(study.id)?.is_empty() {
         for p in &points {
@@ -165,7 +171,6 @@ pub fn run(
         }
     }
     let lease = Duration::from_secs(120);
-    let interrupt = crate::interrupt::install();
     loop {
         if interrupt.load(Ordering::SeqCst) {
             let done = storage
@@ -173,19 +178,18 @@ pub fn run(
                 .iter()
                 .filter(|t| t.state == TrialState::Complete)
                 .count();
-            return Err(crate::interrupt::Interrupted(format!(
+            return Err(ExperimentError::Interrupted(format!(
                 "{} has {done} of {} runs done; rerun the same command to resume",
                 design.name,
                 points.len()
-            ))
-            .into());
+            )));
         }
         storage.reap_expired(study.id)?;
         requeue_failed(storage, study.id, design, &points)?;
         let Some(trial) = storage.claim_waiting(study.id, worker, lease)? else {
             break;
         };
-        let outcome = run_one(storage, objective, &trial, worker, lease, &interrupt);
+        let outcome = run_one(storage, objective, &trial, worker, lease, interrupt);
         storage.finish_trial(trial.id, &outcome)?;
         let trials = storage.trials(study.id)?;
         let done = trials
@@ -198,10 +202,10 @@ pub fn run(
     }
     let trials = storage.trials(study.id)?;
     if trials.iter().any(|t| t.state == TrialState::Running) {
-        bail!(
+        return Err(ExperimentError::Busy(format!(
             "other workers still hold running trials of {}; rerun when they finish (or their leases expire) to analyse the whole design",
             design.name
-        );
+        )));
     }
     Ok(finished_runs(&trials))
 }
@@ -227,7 +231,7 @@ fn requeue_failed(
     study: i64,
     design: &Design,
     points: &[Params],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let trials = storage.trials(study)?;
     for p in points {
         let same: Vec<&Trial> = trials.iter().filter(|t| &t.params == p).collect();
@@ -273,7 +277,7 @@ fn run_one(
     };
     let config = match objective.config_for(&trial.params) {
         Ok(c) => c,
-        Err(e) => return failed(format!("{e:#}")),
+        Err(e) => return failed(e.to_string()),
     };
     // Renew the lease while training runs; the channel closes when training is done.
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -286,12 +290,15 @@ fn run_one(
             }
         });
         let mut step = 0u32;
-        let mut cumulative = greenlab_meter::Joules(0.0);
+        // Attributed energy so far; unknown from the first unmeasured window on, never 0.
+        let mut cumulative = Some(greenlab_meter::Joules(0.0));
         let mut callback = |epoch: &greenlab_train::EpochReport| {
             step += 1;
-            cumulative += epoch.energy.total;
+            for m in std::iter::once(&epoch.energy).chain(epoch.evaluation.as_ref()) {
+                cumulative = cumulative.zip(m.attributed).map(|(a, b)| a + b);
+            }
             if let Some(acc) = epoch.test_accuracy {
-                let _ = storage.report_intermediate(trial.id, step, acc, cumulative.0);
+                let _ = storage.report_intermediate(trial.id, step, acc, cumulative.map(|c| c.0));
             }
             Control::Continue
         };
@@ -318,12 +325,13 @@ fn run_one(
             attrs.insert("parameters".into(), serde_json::json!(r.parameters));
             attrs.insert("forward_flops".into(), serde_json::json!(r.forward_flops));
             attrs.insert("network".into(), serde_json::json!(r.network));
-            let energy = Some(TrialEnergy {
-                total: r.total_energy,
-                source: r.energy_source,
-                duration: r.total_duration,
-                domains: Vec::new(),
-            });
+            let windows: Vec<greenlab_meter::Measurement> = r
+                .epochs
+                .iter()
+                .flat_map(|e| std::iter::once(&e.energy).chain(e.evaluation.as_ref()))
+                .cloned()
+                .collect();
+            let energy = Some(trial_energy_of(&windows));
             if let RunStatus::Interrupted { epoch, step } = r.status {
                 attrs.insert(
                     "error".into(),

@@ -7,18 +7,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use anyhow::Context;
+use greenlab_meter::{EnergyBasis, Provenance};
 use greenlab_report::{Axis, Block, Cell, LinePlot, Section, Series, Table, Unit};
 use greenlab_stats::{
     CompareOptions, StrategyComparison, StrategyRuns, TrialPoint, compare_strategies,
 };
+use greenlab_tune::compare::lost_before_measuring;
 use greenlab_tune::config::{
     ObjectiveKind, ObjectiveSpec, PrunerSpec, SamplerSpec, StopRules, StudyConfig,
 };
 use greenlab_tune::study::{RunOptions, Study};
-use greenlab_tune::{Direction, Distribution, Objective, Storage, Trial, TrialState};
+use greenlab_tune::{Direction, Distribution, Objective, Storage, Trial, TrialEnergy, TrialState};
 
+use crate::ExperimentError;
 use crate::objective::TrainObjective;
 
 /// A strategy: a label for reports and the sampler that implements it.
@@ -131,15 +134,30 @@ pub struct Plan<'a> {
     pub space: BTreeMap<String, Distribution>,
 }
 
+/// Every strategy's trial sequences, and what their energy is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Runs {
+    /// Per strategy, one sequence per repetition (energy: each trial's attributed figure).
+    pub strategies: Vec<StrategyRuns>,
+    /// What the trials' energy figures are.
+    pub provenance: Provenance,
+    /// Why the sequences cannot be compared on energy (a trial's energy is unknown), if so.
+    pub unknown: Option<String>,
+}
+
 /// Runs (or resumes) every study of the plan, returning per strategy the trial sequences.
+/// Setting `options.cancel` (Ctrl-C in the cli) stops after the trial in progress and returns
+/// [`ExperimentError::Interrupted`].
 pub fn run(
     storage: &Arc<dyn Storage>,
     plan: &Plan<'_>,
     objective: Arc<TrainObjective>,
     options: &RunOptions,
     progress: &mut dyn FnMut(&str, usize, usize),
-) -> anyhow::Result<Vec<StrategyRuns>> {
+) -> Result<Runs, ExperimentError> {
     let mut out = Vec::new();
+    let mut provenances = Vec::new();
+    let mut unknown: Option<String> = None;
     let total = plan.strategies.len() * plan.repetitions;
     let mut done = 0;
     for strategy in plan.strategies {
@@ -172,24 +190,34 @@ pub fn run(
                     options: objective.identity(),
                 },
             };
-            let study = Study::create(storage.clone(), config).with_context(|| {
-                format!(
+            let study =
+                Study::create(storage.clone(), config).map_err(ExperimentError::study(format!(
                     "creating study {name} (a study of that name with other training settings \
                      is in the storage: use another --out or --storage for other settings)"
-                )
-            })?;
+                )))?;
             progress(&name, done, total);
             study
                 .run(objective.clone(), options)
-                .with_context(|| format!("running study {name}"))?;
-            if crate::interrupt::requested() {
-                return Err(crate::interrupt::Interrupted(format!(
+                .map_err(ExperimentError::study(format!("running study {name}")))?;
+            if options.cancel.load(Ordering::SeqCst) {
+                return Err(ExperimentError::Interrupted(format!(
                     "{done} of {total} tuning studies done and {name} stopped; rerun the same \
                      command to resume"
-                ))
-                .into());
+                )));
             }
-            reps.push(sequence(&study.trials()?));
+            let trials = study.trials()?;
+            provenances.extend(trials.iter().filter(|t| t.state.is_finished()).map(|t| {
+                t.energy
+                    .as_ref()
+                    .map_or(Provenance::NotMeasured, TrialEnergy::provenance)
+            }));
+            match sequence(&trials) {
+                Ok(points) => reps.push(points),
+                Err(why) => {
+                    unknown.get_or_insert(format!("study {name}: {why}"));
+                    reps.push(Vec::new());
+                }
+            }
             done += 1;
         }
         out.push(StrategyRuns {
@@ -198,12 +226,19 @@ pub fn run(
         });
     }
     progress("done", done, total);
-    Ok(out)
+    Ok(Runs {
+        strategies: out,
+        provenance: Provenance::combine(provenances),
+        unknown,
+    })
 }
 
-/// A study's finished trials in order, as (cumulative energy, accuracy) points; failed and
-/// diverged trials spent energy and reached nothing (NaN accuracy).
-pub fn sequence(trials: &[Trial]) -> Vec<TrialPoint> {
+/// A study's finished trials in order, as (cumulative attributed energy, accuracy) points;
+/// failed and diverged trials spent energy and reached nothing (NaN accuracy). A finished
+/// trial whose energy is unknown makes the sequence impossible (its reason is returned):
+/// cumulative energy through a missing figure would be wrong, and unknown is never 0. A trial
+/// whose worker was lost before anything was measured adds nothing.
+pub fn sequence(trials: &[Trial]) -> Result<Vec<TrialPoint>, String> {
     let mut finished: Vec<&Trial> = trials.iter().filter(|t| t.state.is_finished()).collect();
     finished.sort_by(|a, b| {
         a.finished_at
@@ -212,27 +247,47 @@ pub fn sequence(trials: &[Trial]) -> Vec<TrialPoint> {
             .then(a.number.cmp(&b.number))
     });
     let mut cumulative = 0.0;
-    finished
-        .into_iter()
-        .map(|t| {
-            cumulative += t.energy.as_ref().map_or(0.0, |e| e.total.0);
-            let accuracy = match (t.state, &t.values) {
-                (TrialState::Complete | TrialState::Pruned, Some(v)) => {
-                    v.first().copied().unwrap_or(f64::NAN)
-                }
-                _ => f64::NAN,
-            };
-            TrialPoint {
-                cumulative_energy_j: cumulative,
-                accuracy,
+    let mut out = Vec::with_capacity(finished.len());
+    for t in finished {
+        let figure = t
+            .energy
+            .as_ref()
+            .and_then(|e| e.figure(EnergyBasis::Attributed));
+        match (figure, &t.energy) {
+            (Some(j), _) => cumulative += j.0,
+            (None, None) if lost_before_measuring(t) => {}
+            (None, e) => {
+                return Err(format!(
+                    "{}: trial {}: {}",
+                    crate::energy::NOT_MEASURED,
+                    t.number,
+                    e.as_ref()
+                        .and_then(|e| e.why_unknown(EnergyBasis::Attributed))
+                        .unwrap_or_else(|| "no energy was recorded".into())
+                ));
             }
-        })
-        .collect()
+        }
+        let accuracy = match (t.state, &t.values) {
+            (TrialState::Complete | TrialState::Pruned, Some(v)) => {
+                v.first().copied().unwrap_or(f64::NAN)
+            }
+            _ => f64::NAN,
+        };
+        out.push(TrialPoint {
+            cumulative_energy_j: cumulative,
+            accuracy,
+        });
+    }
+    Ok(out)
 }
 
-/// Compares the strategies of one network.
-pub fn compare(runs: &[StrategyRuns]) -> Result<StrategyComparison, String> {
-    compare_strategies(runs, CompareOptions::default()).map_err(|e| e.to_string())
+/// Compares the strategies of one network; refused (with the reason, starting with
+/// [`crate::energy::NOT_MEASURED`]) when a trial's energy is unknown.
+pub fn compare(runs: &Runs) -> Result<StrategyComparison, String> {
+    if let Some(why) = &runs.unknown {
+        return Err(why.clone());
+    }
+    compare_strategies(&runs.strategies, CompareOptions::default()).map_err(|e| e.to_string())
 }
 
 /// Report blocks for one network's comparison.
@@ -277,7 +332,7 @@ pub fn section(
         .collect();
     s.push(Block::LinePlot(LinePlot {
         caption: format!(
-            "Best-so-far test accuracy against cumulative tuning energy ({source}); median over repetitions, band: 25–75 %"
+            "Best-so-far test accuracy against cumulative tuning energy ({source}, attributed); median over repetitions, band: 25–75 %"
         ),
         x: Axis::new("cumulative energy", Unit::Joules),
         y: Axis::new("best test accuracy so far", Unit::Percent),

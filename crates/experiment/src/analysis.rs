@@ -3,7 +3,7 @@
 //! Degenerate designs are never turned into p-values: each test's failure is kept as a
 //! message (for instance "too few observations") and shown in place of its table.
 
-use greenlab_meter::Source;
+use greenlab_meter::{EnergyBasis, Provenance};
 use greenlab_report::format::energy;
 use greenlab_report::{
     Axis, Block, Cell, IntervalCell, IntervalPlot, Scatter, ScatterPoint, Section, Table, Unit,
@@ -39,10 +39,15 @@ pub struct FactorialAnalysis {
     pub factors: Vec<String>,
     /// Finished runs analysed.
     pub runs: usize,
-    /// Weakest energy source among the runs.
-    pub energy_source: Source,
-    /// Type III ANOVA on energy (J).
+    /// What the runs' energy figures are (counter, estimated, mixed, not measured).
+    pub energy_provenance: Provenance,
+    /// Why the energy analyses could not run (some run's energy is not known), if so.
+    pub energy_unknown: Option<String>,
+    /// Type III ANOVA on energy (J), on each run's attributed figure.
     pub energy_anova: Outcome<AnovaTable>,
+    /// The same ANOVA on the machine figure (what the counters say for the whole machine,
+    /// neighbours included), to compare.
+    pub machine_energy_anova: Outcome<AnovaTable>,
     /// Type III ANOVA on test accuracy.
     pub accuracy_anova: Outcome<AnovaTable>,
     /// Tukey HSD on energy per factor.
@@ -64,10 +69,33 @@ fn level(run: &FactorialRun, factor: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Analyses the runs of a design with the given factors.
+/// Analyses the runs of a design with the given factors, on each run's attributed energy.
+/// When any run's energy is unknown the energy analyses are not computed (never on zeros):
+/// each says why, and the accuracy analyses still run.
 pub fn analyse(runs: &[FactorialRun], factors: &[String]) -> FactorialAnalysis {
-    let energy: Vec<f64> = runs.iter().map(|r| r.energy.total.0).collect();
+    let figures = |basis| {
+        crate::energy::figures(
+            runs.iter()
+                .map(|r| (format!("trial {}", r.trial), Some(&r.energy))),
+            basis,
+        )
+    };
+    let attributed = figures(EnergyBasis::Attributed);
+    let machine = figures(EnergyBasis::Machine);
+    let energy_unknown = attributed.joules.as_ref().err().cloned();
+    // Placeholders keep the per-cell code below simple; every energy outcome is replaced by
+    // the reason when the figures are not all known.
+    let energy: Vec<f64> = attributed
+        .joules
+        .clone()
+        .unwrap_or_else(|_| vec![f64::NAN; runs.len()]);
     let accuracy: Vec<f64> = runs.iter().map(|r| r.accuracy).collect();
+    let unknown = |what: &str| -> String {
+        format!(
+            "{what} not computed: {}",
+            energy_unknown.clone().unwrap_or_default()
+        )
+    };
     let stat_factors: Vec<Factor> = factors
         .iter()
         .map(|f| Factor::new(f.clone(), runs.iter().map(|r| level(r, f))))
@@ -93,21 +121,38 @@ pub fn analyse(runs: &[FactorialRun], factors: &[String]) -> FactorialAnalysis {
         cells.push(CellSummary {
             label: label.clone(),
             runs: idx.len(),
-            energy: mean_interval(label, &e, 0.95).map_err(|e| e.to_string()),
+            energy: match &energy_unknown {
+                Some(_) => Err(unknown("mean energy")),
+                None => mean_interval(label, &e, 0.95).map_err(|e| e.to_string()),
+            },
             accuracy: mean_interval(label, &a, 0.95).map_err(|e| e.to_string()),
         });
     }
-    let per_factor =
-        |f: &Factor| group_by(&energy, std::slice::from_ref(f)).map_err(|e| e.to_string());
+    let per_factor = |f: &Factor| match &energy_unknown {
+        Some(_) => Err(unknown("the test")),
+        None => group_by(&energy, std::slice::from_ref(f)).map_err(|e| e.to_string()),
+    };
+    let energy_anova = match &energy_unknown {
+        Some(_) => Err(unknown("ANOVA on energy")),
+        None => anova(&energy, &stat_factors).map_err(|e| e.to_string()),
+    };
+    let machine_energy_anova = match &machine.joules {
+        Ok(j) => anova(j, &stat_factors).map_err(|e| e.to_string()),
+        Err(why) => Err(format!("ANOVA on the machine figure not computed: {why}")),
+    };
+    let tradeoff_outcome = match &energy_unknown {
+        Some(_) => Err(unknown("the trade-off")),
+        None => aggregate_by_label(&labels, &accuracy, &energy)
+            .and_then(|p| tradeoff(p, 1.0))
+            .map_err(|e| e.to_string()),
+    };
     FactorialAnalysis {
         factors: factors.to_vec(),
         runs: runs.len(),
-        energy_source: runs
-            .iter()
-            .map(|r| r.energy.source)
-            .min()
-            .unwrap_or(Source::Estimated),
-        energy_anova: anova(&energy, &stat_factors).map_err(|e| e.to_string()),
+        energy_provenance: attributed.provenance,
+        energy_unknown: energy_unknown.clone(),
+        energy_anova,
+        machine_energy_anova,
         accuracy_anova: anova(&accuracy, &stat_factors).map_err(|e| e.to_string()),
         energy_tukey: stat_factors
             .iter()
@@ -128,15 +173,17 @@ pub fn analyse(runs: &[FactorialRun], factors: &[String]) -> FactorialAnalysis {
             })
             .collect(),
         cells,
-        tradeoff: aggregate_by_label(&labels, &accuracy, &energy)
-            .and_then(|p| tradeoff(p, 1.0))
-            .map_err(|e| e.to_string()),
-        points: labels
-            .into_iter()
-            .zip(accuracy)
-            .zip(energy)
-            .map(|((l, a), e)| (l, a, e))
-            .collect(),
+        tradeoff: tradeoff_outcome,
+        // Runs without a known energy have no point on an energy axis.
+        points: match energy_unknown {
+            Some(_) => Vec::new(),
+            None => labels
+                .into_iter()
+                .zip(accuracy)
+                .zip(energy)
+                .map(|((l, a), e)| (l, a, e))
+                .collect(),
+        },
     }
 }
 
@@ -173,13 +220,7 @@ fn anova_table(t: &AnovaTable, response: &str) -> Table {
 
 /// Report sections for a factorial analysis.
 pub fn sections(a: &FactorialAnalysis) -> Vec<Section> {
-    let source_note = match a.energy_source {
-        Source::Estimated => {
-            "Energy figures are ESTIMATED (no hardware counter was readable on this machine)."
-        }
-        Source::IntegratedPower => "Energy figures come from integrated power samples.",
-        Source::Counter => "Energy figures come from hardware energy counters.",
-    };
+    let source_note = crate::energy::provenance_line(a.energy_provenance);
     let mut stats = Section::new("Factorial design: what drives training energy").with(
         Block::Paragraph(format!(
             "{} finished runs over factors {}. {source_note}",
@@ -188,10 +229,31 @@ pub fn sections(a: &FactorialAnalysis) -> Vec<Section> {
         )),
     );
     match &a.energy_anova {
-        Ok(t) => stats.push(Block::Table(anova_table(t, "energy (J)"))),
+        Ok(t) => stats.push(Block::Table(anova_table(t, "energy (J, attributed)"))),
         Err(e) => stats.push(Block::Paragraph(format!(
             "ANOVA on energy not computed: {e}"
         ))),
+    }
+    if let (Ok(t), Ok(m)) = (&a.energy_anova, &a.machine_energy_anova) {
+        let eta = |t: &AnovaTable, term: &str| t.term(term).map(|r| r.eta_sq);
+        let terms: Vec<String> = t
+            .rows
+            .iter()
+            .filter(|r| !r.term.contains(':'))
+            .map(|r| {
+                format!(
+                    "{} η² = {} attributed, {} machine",
+                    r.term,
+                    eta(t, &r.term).map_or("-".into(), |e| format!("{e:.3}")),
+                    eta(m, &r.term).map_or("-".into(), |e| format!("{e:.3}"))
+                )
+            })
+            .collect();
+        stats.push(Block::Paragraph(format!(
+            "Attributed energy counts each run's own processes; the machine figure counts \
+             everything the machine did meanwhile (neighbours too): {}.",
+            terms.join("; ")
+        )));
     }
     match &a.accuracy_anova {
         Ok(t) => stats.push(Block::Table(anova_table(t, "test accuracy"))),
@@ -266,7 +328,11 @@ pub fn sections(a: &FactorialAnalysis) -> Vec<Section> {
                 .map(|m| IntervalCell::new(c.label.clone(), m.mean, m.lower, m.upper))
         })
         .collect();
-    if intervals.is_empty() {
+    if let Some(why) = &a.energy_unknown {
+        cells.push(Block::Paragraph(format!(
+            "Energy per cell is not shown: {why}."
+        )));
+    } else if intervals.is_empty() {
         cells.push(Block::Paragraph(
             "No cell has two runs, so no interval can be drawn; use at least 2 repetitions.".into(),
         ));
@@ -274,7 +340,7 @@ pub fn sections(a: &FactorialAnalysis) -> Vec<Section> {
         cells.push(Block::IntervalPlot(IntervalPlot {
             caption: format!(
                 "Mean energy per cell with 95 % t intervals ({})",
-                a.energy_source
+                a.energy_provenance
             ),
             value: Axis::new("energy", Unit::Joules),
             interval_label: "95 % confidence interval".into(),
@@ -331,7 +397,7 @@ pub fn sections(a: &FactorialAnalysis) -> Vec<Section> {
     trade.push(Block::Scatter(Scatter {
         caption: format!(
             "Every run: test accuracy against energy ({}); line: Pareto front of cell means",
-            a.energy_source
+            a.energy_provenance
         ),
         x: Axis::new("energy", Unit::Joules),
         y: Axis::new("test accuracy", Unit::Percent),
