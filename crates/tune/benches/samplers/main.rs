@@ -35,10 +35,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use greenlab_tune::sampler::gp::{Acquisition, GpOptions, GpSampler};
+use greenlab_tune::sampler::gp::{Acquisition, GpOptions, GpSampler, Liar};
 use greenlab_tune::sampler::quasi::SobolSampler;
 use greenlab_tune::sampler::random::RandomSampler;
-use greenlab_tune::sampler::tpe::{TpeOptions, TpeSampler};
+use greenlab_tune::sampler::tpe::{Bandwidth, TpeOptions, TpeSampler};
 use greenlab_tune::{
     Direction, Objective, ParamValue, Params, SampleContext, Sampler, Trial, TrialState,
 };
@@ -69,6 +69,30 @@ pub(crate) fn make(name: &str, seed: u64) -> Option<Box<dyn Sampler>> {
                 ..TpeOptions::default()
             },
         )),
+        // Optuna's multivariate TPE rules (fixed bandwidths, γ = 0.1), for comparison.
+        "tpe-optuna" => Box::new(TpeSampler::new(
+            seed,
+            TpeOptions {
+                bandwidth: Bandwidth::Optuna,
+                gamma: 0.1,
+                ..TpeOptions::default()
+            },
+        )),
+        "tpe-nb" => Box::new(TpeSampler::new(
+            seed,
+            TpeOptions {
+                bandwidth: Bandwidth::Neighbour,
+                ..TpeOptions::default()
+            },
+        )),
+        "tpe-nb10" => Box::new(TpeSampler::new(
+            seed,
+            TpeOptions {
+                bandwidth: Bandwidth::Neighbour,
+                gamma: 0.1,
+                ..TpeOptions::default()
+            },
+        )),
         "gp" => Box::new(GpSampler::new(seed, GpOptions::default())),
         "gp-pi" => Box::new(GpSampler::new(
             seed,
@@ -85,7 +109,35 @@ pub(crate) fn make(name: &str, seed: u64) -> Option<Box<dyn Sampler>> {
             seed,
             Default::default(),
         )),
-        _ => return None,
+        "gp-liar-mean" | "gp-liar-best" | "gp-liar-ignore" => Box::new(GpSampler::new(
+            seed,
+            GpOptions {
+                liar: match name {
+                    "gp-liar-mean" => Liar::Mean,
+                    "gp-liar-best" => Liar::Best,
+                    _ => Liar::Ignore,
+                },
+                ..GpOptions::default()
+            },
+        )),
+        "tpe-noliar" => Box::new(TpeSampler::new(
+            seed,
+            TpeOptions {
+                constant_liar: false,
+                ..TpeOptions::default()
+            },
+        )),
+        other => {
+            // Experiments: `gp-ls<longest length scale>`.
+            let ls: f64 = other.strip_prefix("gp-ls")?.parse().ok()?;
+            Box::new(GpSampler::new(
+                seed,
+                GpOptions {
+                    max_length_scale: ls,
+                    ..GpOptions::default()
+                },
+            ))
+        }
     })
 }
 
@@ -505,6 +557,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let per_seed = args.iter().any(|a| a == "--per-seed");
+    let parallel_samplers: Vec<String> = arg(&args, "--parallel-samplers")
+        .unwrap_or_else(|| "gp,tpe".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let functions: Vec<Function> = suite::functions()
         .into_iter()
         .filter(|f| {
@@ -520,11 +577,11 @@ fn main() {
         );
     }
     let mut results: Results = BTreeMap::new();
-    if let Some(path) = arg(&args, "--optuna")
-        && let Err(e) = read_optuna(&path, &functions, &seeds, &budgets, &mut results)
-    {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    for path in arg(&args, "--optuna").iter().flat_map(|p| p.split(',')) {
+        if let Err(e) = read_optuna(path, &functions, &seeds, &budgets, &mut results) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
     let machine = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -566,7 +623,7 @@ fn main() {
             }
         }
         if parallel > 1 {
-            for s in samplers.iter().filter(|s| *s == "gp" || *s == "tpe") {
+            for s in &parallel_samplers {
                 for &seed in &seeds {
                     let Some(sampler) = make(s, seed) else {
                         continue;
@@ -803,50 +860,48 @@ fn parallel_table(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n{workers} asynchronous workers vs sequential, median score at budget index {k}: \
-         distance ratio parallel/sequential (> 1: parallel further from the optimum), and \
-         suggestions within 0.01 of a running trial in every coordinate"
+        "\n{workers} asynchronous workers against one, median score at budget index {k}: \
+         sequential, parallel, the ratio of their distances to the optimum (> 1: the parallel \
+         run ends further away), and the suggestions made while others ran that fell within \
+         0.01 of a running trial in every unit-cube coordinate"
     );
-    let _ = writeln!(
-        out,
-        "  {:<16} {:>10} {:>10} {:>7} {:>10}   {:>10} {:>10} {:>7} {:>10}",
-        "function",
-        "gp seq",
-        "gp par",
-        "ratio",
-        "near-dup",
-        "tpe seq",
-        "tpe par",
-        "ratio",
-        "near-dup"
-    );
-    for f in functions {
-        let mut line = format!("  {:<16}", f.name);
-        for s in ["gp", "tpe"] {
-            let (Some(a), Some(b)) = (
-                sequential.get(s).and_then(|m| m.get(f.name)),
-                parallel.get(s).and_then(|m| m.get(f.name)),
-            ) else {
-                line += &format!(" {:>10} {:>10} {:>7} {:>10}  ", "-", "-", "-", "-");
+    for (s, by_f) in parallel {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>12} {:>12} {:>7} {:>10}",
+            format!("{s}: function"),
+            "sequential",
+            format!("{workers} workers"),
+            "ratio",
+            "near-dup"
+        );
+        for f in functions {
+            let Some(b) = by_f.get(f.name) else {
                 continue;
             };
-            let (sa, sb) = (summarise(a, k), summarise(b, k));
-            let (da, db) = (
-                distance(sa.median, f.optimum),
-                distance(sb.median, f.optimum),
-            );
+            // Liar variants behave as their base sampler when nothing is running.
+            let base = s.split("-liar").next().unwrap_or(s).trim_end_matches("-noliar");
+            let seq = sequential
+                .get(s)
+                .or_else(|| sequential.get(base))
+                .and_then(|m| m.get(f.name))
+                .map(|a| summarise(a, k).median)
+                .unwrap_or(f64::NAN);
+            let par = summarise(b, k).median;
+            let (da, db) = (distance(seq, f.optimum), distance(par, f.optimum));
             let (near, total) = b.values().fold((0, 0), |acc, r| {
                 (acc.0 + r.near_duplicates.0, acc.1 + r.near_duplicates.1)
             });
-            line += &format!(
-                " {:>10} {:>10} {:>7.2} {:>10}  ",
-                fmt_num(sa.median),
-                fmt_num(sb.median),
+            let _ = writeln!(
+                out,
+                "  {:<16} {:>12} {:>12} {:>7.2} {:>10}",
+                f.name,
+                fmt_num(seq),
+                fmt_num(par),
                 if da > 0.0 { db / da } else { f64::NAN },
                 format!("{near}/{total}")
             );
         }
-        let _ = writeln!(out, "{line}");
     }
     out
 }
