@@ -653,10 +653,10 @@ fn main() {
     if args.iter().any(|a| a == "zdt1" || a.contains("zdt")) {
         mo::run(&args, &seeds);
     }
-    if let Some(path) = arg(&args, "--markdown") {
-        if let Err(e) = std::fs::write(&path, &out) {
-            eprintln!("cannot write {path}: {e}");
-        }
+    if let Some(path) = arg(&args, "--markdown")
+        && let Err(e) = std::fs::write(&path, &out)
+    {
+        eprintln!("cannot write {path}: {e}");
     }
 }
 
@@ -880,7 +880,10 @@ fn parallel_table(
                 continue;
             };
             // Liar variants behave as their base sampler when nothing is running.
-            let base = s.split("-liar").next().unwrap_or(s).trim_end_matches("-noliar");
+            let base = s
+                .strip_suffix("-noliar")
+                .or_else(|| s.split_once("-liar").map(|(b, _)| b))
+                .unwrap_or(s);
             let seq = sequential
                 .get(s)
                 .or_else(|| sequential.get(base))

@@ -24,7 +24,7 @@ pub struct Function {
 
 /// A standard normal draw fixed by (seed, trial number), the same as `suite.noise` in Python.
 pub fn noise(seed: u64, number: u64) -> f64 {
-    let mut state = (((seed & 0xFFFF_FFFF) << 32) | (number & 0xFFFF_FFFF)) ^ 0x5EED_0FA0_15E;
+    let mut state = (((seed & 0xFFFF_FFFF) << 32) | (number & 0xFFFF_FFFF)) ^ 0x05EE_D0FA_015E;
     let a = splitmix64(&mut state);
     let b = splitmix64(&mut state);
     let u1 = ((a >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
