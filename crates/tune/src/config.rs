@@ -763,7 +763,7 @@ command = ["python", "train.py", "--lr", "{lr}"]
         let o: TpeOptions = options_into("sampler", "tpe", &c.sampler.options).unwrap();
         assert_eq!(o.bandwidth, Bandwidth::Optuna);
         assert_eq!(o.gamma, 0.1);
-        assert_eq!(TpeOptions::default().bandwidth, Bandwidth::Scott);
+        assert_eq!(TpeOptions::default().bandwidth, Bandwidth::Neighbour);
         let e = err(&toml.replace("\"optuna\"", "\"silverman\""));
         assert!(e.contains("silverman") && e.contains("scott"), "{e}");
     }

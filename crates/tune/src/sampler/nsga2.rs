@@ -21,8 +21,8 @@
 //! drawn choice. Each parameter mutates with probability `mutation_prob` (default `1/d`).
 //! All randomness comes from the seed and the trial number.
 //!
-//! ParEGO or NSGA-II? On the sampler benchmark (`benches/samplers.rs`, ZDT1 and ZDT2 over four
-//! parameters, 10 seeds) ParEGO's median hypervolume after 100 trials is 11.70 and 11.37,
+//! ParEGO or NSGA-II? On the sampler benchmark (`benches/samplers`, ZDT1 and ZDT2 over four
+//! parameters, 10 seeds) ParEGO's median hypervolume after 100 trials is 11.73 and 11.36,
 //! NSGA-II's 10.93 and 10.36, random search's 10.38 and 9.73 (the true fronts: 11.77, 11.43).
 //! ParEGO fits a Gaussian process per suggestion (about 12 ms at 100 trials); NSGA-II needs
 //! about 0.05 ms and nothing but the history, so it suits long studies, many parallel workers

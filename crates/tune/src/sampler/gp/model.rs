@@ -130,12 +130,16 @@ impl GpModel {
                 }
             }
         }
-        let mut lo = vec![
-            (1.0 / (opts.max_length_scale * opts.max_length_scale))
-                .ln()
-                .min(4.0);
-            d
-        ];
+        // The longest length scale bounds ordered dimensions only: a categorical dimension's
+        // distance is 0 or 1 whatever the scale, and a long scale there is how the model says
+        // that choices behave alike (bounded, every choice would be a separate function).
+        let ordered_lo = (1.0 / (opts.max_length_scale * opts.max_length_scale))
+            .ln()
+            .min(4.0);
+        let mut lo: Vec<f64> = categorical
+            .iter()
+            .map(|&c| if c { 1e-2f64.ln() } else { ordered_lo })
+            .collect();
         let mut hi = vec![1e4f64.ln(); d];
         lo.extend([1e-2f64.ln(), MIN_NOISE.ln()]);
         hi.extend([1e2f64.ln(), 2.0f64.ln()]);
