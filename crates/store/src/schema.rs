@@ -6,7 +6,16 @@
 //! migration is appended to both lists (never edit an applied one) and bumps the constant.
 
 /// The highest schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Version 2: the lease holder's host, process id and process identity (so a worker on the
+/// same machine can reap a dead worker's trial at once), and `retry_of` (the original trial a
+/// retry of a lost trial runs again). The same statements in both dialects.
+const LEASE_HOLDERS: &str = "ALTER TABLE trials ADD COLUMN host TEXT;
+    ALTER TABLE trials ADD COLUMN pid BIGINT;
+    ALTER TABLE trials ADD COLUMN process_identity TEXT;
+    ALTER TABLE trials ADD COLUMN retry_of BIGINT;
+    CREATE INDEX trials_by_retry ON trials (study_id, retry_of);";
 
 /// SQLite migrations: `(version, statements)`.
 pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
@@ -41,7 +50,7 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
         energy_j REAL NOT NULL,
         PRIMARY KEY (trial_id, step)
     );",
-)];
+), (2, LEASE_HOLDERS)];
 
 /// PostgreSQL migrations: `(version, statements)`.
 pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
@@ -76,7 +85,7 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
         energy_j DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (trial_id, step)
     );",
-)];
+), (2, LEASE_HOLDERS)];
 
 #[cfg(test)]
 mod tests {

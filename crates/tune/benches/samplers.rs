@@ -147,6 +147,8 @@ fn trial(number: u64, params: Params, value: f64) -> Trial {
         energy: None,
         attrs: BTreeMap::new(),
         worker: None,
+        process: None,
+        retry_of: None,
         started_at: None,
         finished_at: None,
     }
