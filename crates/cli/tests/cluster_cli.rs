@@ -74,7 +74,14 @@ n_trials = {n_trials}
 /// Every trial of a study, from `greenlab study export --format json`.
 fn export(storage: &str, study: &str) -> Vec<serde_json::Value> {
     let out = greenlab(&[
-        "study", "export", "--storage", storage, "--study", study, "--format", "json",
+        "study",
+        "export",
+        "--storage",
+        storage,
+        "--study",
+        study,
+        "--format",
+        "json",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -126,7 +133,12 @@ fn kill_then_rerun(storage: &str, study: &str) {
             break;
         }
     }
-    assert_eq!(completed, 4, "the first run did not get going:\n{}", seen.join("\n"));
+    assert_eq!(
+        completed,
+        4,
+        "the first run did not get going:\n{}",
+        seen.join("\n")
+    );
     // SAFETY: kill(2) on the process group we started.
     unsafe {
         libc::kill(-(first.id() as libc::pid_t), libc::SIGKILL);
@@ -145,7 +157,10 @@ fn kill_then_rerun(storage: &str, study: &str) {
         "the rerun took {elapsed:?}: it waited for leases"
     );
     let trials = export(storage, study);
-    let numbers: BTreeSet<u64> = trials.iter().map(|t| t["number"].as_u64().unwrap()).collect();
+    let numbers: BTreeSet<u64> = trials
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers.len(), trials.len(), "no trial number twice");
     let complete = trials.iter().filter(|t| t["state"] == "complete").count();
     assert!(complete >= 40, "{complete} complete: {}", text(&out.stdout));
@@ -195,11 +210,27 @@ fn a_worker_runs_only_the_command_its_user_gave() {
     let db = format!("sqlite://{}", dir.path().join("w.db").display());
     let config = write_config(dir.path(), "w", 2, "");
     let out = greenlab(&[
-        "study", "create", "--config", &config, "--storage", &db, "--", "sh", "-c",
+        "study",
+        "create",
+        "--config",
+        &config,
+        "--storage",
+        &db,
+        "--",
+        "sh",
+        "-c",
         "echo \"{\\\"accuracy\\\": {x}}\"",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let base = ["worker", "--storage", &db, "--study", "w", "--meter", "estimate"];
+    let base = [
+        "worker",
+        "--storage",
+        &db,
+        "--study",
+        "w",
+        "--meter",
+        "estimate",
+    ];
     let refused = greenlab(&base);
     assert!(!refused.status.success());
     let err = text(&refused.stderr);
@@ -234,7 +265,8 @@ fn a_worker_runs_only_the_command_its_user_gave() {
 /// Runs the Slurm recipe's script (its worker lines, no Slurm) as array task `task` on node
 /// `node` with `gpus` GPUs.
 fn slurm_task(url: &str, study: &str, task: usize, node: &str, gpus: usize) -> std::process::Child {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/slurm/greenlab-worker.sbatch");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/slurm/greenlab-worker.sbatch");
     Command::new("bash")
         .arg(script)
         .args([
@@ -282,7 +314,11 @@ fn the_slurm_recipe_fills_a_postgres_study_and_reports_energy_per_node() {
     for t in tasks {
         let out = t.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(text(&out.stderr).contains("2 worker(s)"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("2 worker(s)"),
+            "{}",
+            text(&out.stderr)
+        );
     }
     let trials = export(&url, &study);
     let complete: Vec<&serde_json::Value> =
@@ -290,10 +326,15 @@ fn the_slurm_recipe_fills_a_postgres_study_and_reports_energy_per_node() {
     assert!(complete.len() >= 16, "{trials:?}");
     let mut expected: BTreeMap<String, (usize, f64)> = BTreeMap::new();
     for t in &complete {
-        let host = t["process"]["host"].as_str().expect("the trial records its host");
+        let host = t["process"]["host"]
+            .as_str()
+            .expect("the trial records its host");
         assert!(host.starts_with("node-"), "{host}");
         let m = &t["attrs"]["metrics"];
-        assert_eq!(m["gpu"], m["worker"], "each worker thread has its own GPU: {m}");
+        assert_eq!(
+            m["gpu"], m["worker"],
+            "each worker thread has its own GPU: {m}"
+        );
         assert!(m["worker"].as_f64().unwrap() < 2.0, "two workers per node");
         let e = expected.entry(host.to_string()).or_default();
         e.0 += 1;
@@ -315,13 +356,19 @@ fn the_slurm_recipe_fills_a_postgres_study_and_reports_energy_per_node() {
         let r = row(host);
         assert_eq!(r[1].parse::<usize>().unwrap(), *n, "{host}: {show}");
         let printed: f64 = r[2].parse().unwrap();
-        assert!((printed - joules).abs() < 0.051, "{host}: {printed} vs {joules}");
+        assert!(
+            (printed - joules).abs() < 0.051,
+            "{host}: {printed} vs {joules}"
+        );
         assert_eq!(r[4], "1", "one worker process per node");
         total += joules;
     }
     let t = row("total");
     let printed: f64 = t[2].parse().unwrap();
-    assert!((printed - total).abs() < 0.051, "total {printed} vs {total}\n{show}");
+    assert!(
+        (printed - total).abs() < 0.051,
+        "total {printed} vs {total}\n{show}"
+    );
 }
 
 /// Every command that takes `--storage`, for a study `study` stored at `url`. `factorial` and
@@ -355,25 +402,109 @@ fn storage_commands(
     let design = design.display().to_string();
     let data = data.display().to_string();
     let mut commands = vec![
-        s(&["study", "create", "--config", config, "--storage", url, "--", "sh", "-c", "echo \"{\\\"accuracy\\\": {x}}\""]),
-        s(&["tune", "--config", config, "--storage", url, "--meter", "estimate", "--", "sh", "-c", "echo \"{\\\"accuracy\\\": {x}}\""]),
-        s(&["worker", "--storage", url, "--study", study, "--meter", "estimate"]),
-        s(&["worker", "--storage", url, "--study", study, "--meter", "estimate", "--trust-stored-command"]),
+        s(&[
+            "study",
+            "create",
+            "--config",
+            config,
+            "--storage",
+            url,
+            "--",
+            "sh",
+            "-c",
+            "echo \"{\\\"accuracy\\\": {x}}\"",
+        ]),
+        s(&[
+            "tune",
+            "--config",
+            config,
+            "--storage",
+            url,
+            "--meter",
+            "estimate",
+            "--",
+            "sh",
+            "-c",
+            "echo \"{\\\"accuracy\\\": {x}}\"",
+        ]),
+        s(&[
+            "worker",
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--meter",
+            "estimate",
+        ]),
+        s(&[
+            "worker",
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--meter",
+            "estimate",
+            "--trust-stored-command",
+        ]),
         s(&["study", "list", "--storage", url]),
         s(&["study", "show", "--storage", url, "--study", study]),
-        s(&["study", "export", "--storage", url, "--study", study, "--format", "json"]),
-        s(&["study", "export", "--storage", url, "--study", study, "--format", "optuna", "--out", &o("o.db")]),
+        s(&[
+            "study",
+            "export",
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--format",
+            "json",
+        ]),
+        s(&[
+            "study",
+            "export",
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--format",
+            "optuna",
+            "--out",
+            &o("o.db"),
+        ]),
         s(&["compare", "--storage", url, "--studies", study]),
-        s(&["report", "--storage", url, "--study", study, "--format", "md", "--out", &o("r.md")]),
+        s(&[
+            "report",
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--format",
+            "md",
+            "--out",
+            &o("r.md"),
+        ]),
     ];
     if !training {
         commands.push(s(&[
-            "factorial", "--config", &design, "--storage", url, "--out", &o("factorial"),
-            "--meter", "estimate",
+            "factorial",
+            "--config",
+            &design,
+            "--storage",
+            url,
+            "--out",
+            &o("factorial"),
+            "--meter",
+            "estimate",
         ]));
         commands.push(s(&[
-            "replicate", "--storage", url, "--out", &o("replicate"), "--data-dir", &data,
-            "--meter", "estimate",
+            "replicate",
+            "--storage",
+            url,
+            "--out",
+            &o("replicate"),
+            "--data-dir",
+            &data,
+            "--meter",
+            "estimate",
         ]));
     }
     commands
@@ -409,7 +540,11 @@ fn no_output_of_any_storage_command_shows_the_password() {
     // The redacted URL is still shown, so users see which server they talk to.
     let out = greenlab(&["study", "list", "--storage", &unreachable]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("someone:***@127.0.0.1:1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("someone:***@127.0.0.1:1"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 fn optuna_python() -> PathBuf {
@@ -447,8 +582,19 @@ fn the_optuna_export_opens_in_optuna_with_every_trial() {
                    echo \"{\\\"accuracy\\\": {x}}\"";
     for config in [&single, &two] {
         let out = greenlab(&[
-            "tune", "--config", config, "--storage", &db, "--meter", "estimate", "--workers", "2",
-            "--", "sh", "-c", command,
+            "tune",
+            "--config",
+            config,
+            "--storage",
+            &db,
+            "--meter",
+            "estimate",
+            "--workers",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            command,
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
@@ -457,7 +603,15 @@ fn the_optuna_export_opens_in_optuna_with_every_trial() {
         let optuna_db = dir.path().join(format!("{study}-optuna.db"));
         for (format, path) in [("json", &json), ("optuna", &optuna_db)] {
             let out = greenlab(&[
-                "study", "export", "--storage", &db, "--study", study, "--format", format, "--out",
+                "study",
+                "export",
+                "--storage",
+                &db,
+                "--study",
+                study,
+                "--format",
+                format,
+                "--out",
                 path.to_str().unwrap(),
             ]);
             assert!(out.status.success(), "{}", text(&out.stderr));
@@ -475,6 +629,10 @@ fn the_optuna_export_opens_in_optuna_with_every_trial() {
             text(&out.stdout),
             text(&out.stderr)
         );
-        assert!(text(&out.stdout).contains("trials match"), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("trials match"),
+            "{}",
+            text(&out.stdout)
+        );
     }
 }

@@ -197,7 +197,11 @@ fn user_attrs(t: &Trial) -> Vec<(String, Value)> {
 
 /// Writes `record`'s trials to `path` as an Optuna SQLite storage (see the module
 /// documentation), replacing the file whole.
-pub fn export_optuna(path: &Path, record: &StudyRecord, trials: &[Trial]) -> Result<(), StoreError> {
+pub fn export_optuna(
+    path: &Path,
+    record: &StudyRecord,
+    trials: &[Trial],
+) -> Result<(), StoreError> {
     let config = StudyConfig::from_json(&record.spec_json).map_err(|e| StoreError::Sqlite {
         path: path.to_path_buf(),
         message: format!("cannot export study {:?}: {e}", record.name),
@@ -262,7 +266,13 @@ fn write(
         ),
         (
             "metric_names",
-            json!(config.objectives.iter().map(|o| &o.metric).collect::<Vec<_>>()),
+            json!(
+                config
+                    .objectives
+                    .iter()
+                    .map(|o| &o.metric)
+                    .collect::<Vec<_>>()
+            ),
         ),
     ];
     for (k, v) in study_attrs {

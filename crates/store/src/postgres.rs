@@ -11,12 +11,13 @@
 //! repeated `finish_trial` is recognised.
 //!
 //! Connections: a few are kept in a small pool (see `pool.rs`); a connection the server
-//! closed is dropped and replaced. Statements are prepared once per connection. TLS is not
+//! closed is dropped and replaced, and while the server is unreachable (restarting) operations
+//! are retried for up to [`RECONNECT_DEADLINE`]. Statements are prepared once per connection. TLS is not
 //! supported (`NoTls`): reach a remote server through a VPN or SSH tunnel.
 
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenlab_tune::storage::Gone;
 use greenlab_tune::{
@@ -40,6 +41,11 @@ use crate::schema::{POSTGRES_MIGRATIONS, SCHEMA_VERSION};
 const NOW: &str = "extract(epoch from now())::float8";
 /// How long to wait for the server when connecting, unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a storage that reached its server keeps reconnecting after losing it (a restart, a
+/// failover) before an operation fails. A transaction cut off at its commit is run again, so
+/// after an outage a created trial may exist twice (the extra one is reaped as lost, never run)
+/// and an enqueued one be enqueued twice; everything else is idempotent.
+pub const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
 /// Key of the advisory lock that serialises schema migrations between workers.
 const MIGRATION_LOCK: i64 = 0x6772_6e6c_6162; // "grnlab"
 
@@ -139,6 +145,21 @@ fn describe(e: &postgres::Error) -> String {
     s
 }
 
+/// Whether the connection is gone (server restarted or shut down, network lost) rather than
+/// the statement wrong: worth a new connection and another try.
+fn is_connection_lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(c) = e.code() {
+        return *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CRASH_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW;
+    }
+    e.as_db_error().is_none() && e.source().is_some_and(|s| s.is::<std::io::Error>())
+}
+
 /// Serialisation failures and deadlocks are resolved by running the transaction again.
 fn is_retryable(e: &postgres::Error) -> bool {
     use postgres::error::SqlState;
@@ -204,10 +225,7 @@ impl PostgresStorage {
     /// [`PostgresStorage::open`], taking the password from `passwords` when the URL has none:
     /// `PGPASSWORD`'s value first, then the first matching line of the password file, as libpq
     /// does.
-    pub fn open_with(
-        url: &str,
-        passwords: &PasswordSources,
-    ) -> Result<PostgresStorage, TuneError> {
+    pub fn open_with(url: &str, passwords: &PasswordSources) -> Result<PostgresStorage, TuneError> {
         let redacted = redact_url(url);
         let mut config: postgres::Config =
             url.parse()
@@ -291,12 +309,27 @@ impl PostgresStorage {
         mut f: impl FnMut(&mut Tx<'_>) -> Result<T, Failure>,
     ) -> Result<T, TuneError> {
         let mut attempt = 0u32;
+        let mut lost_since: Option<Instant> = None;
+        // Waits before the next try while the server stays unreachable, up to the deadline.
+        let keep_trying = |lost_since: &mut Option<Instant>| -> bool {
+            let since = *lost_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= RECONNECT_DEADLINE {
+                return false;
+            }
+            let wait =
+                Duration::from_millis(100) * 2u32.pow(since.elapsed().as_secs().min(4) as u32);
+            std::thread::sleep(wait.min(Duration::from_secs(2)));
+            true
+        };
         loop {
-            let mut conn = self.pool.get(|| self.connect())?;
+            let mut conn = match self.pool.get(|| self.connect()) {
+                Ok(c) => c,
+                Err(_) if keep_trying(&mut lost_since) => continue,
+                Err(e) => return Err(e.into()),
+            };
             if conn.client.is_closed() {
                 conn.discard();
-                drop(conn);
-                conn = self.pool.get(|| self.connect())?;
+                continue;
             }
             let Conn { client, statements } = &mut *conn;
             let result = (|| {
@@ -319,6 +352,14 @@ impl PostgresStorage {
                 Err(Failure::Pg(e)) if is_retryable(&e) && attempt < 20 => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
+                }
+                Err(Failure::Pg(e)) if is_connection_lost(&e) => {
+                    // The server restarted or the network dropped: this connection is dead
+                    // (and the pool's other idle ones probably too; each is dropped on use).
+                    conn.discard();
+                    if !keep_trying(&mut lost_since) {
+                        return Err(self.pg_error(&e).into());
+                    }
                 }
                 Err(Failure::Pg(e)) => {
                     if conn.client.is_closed() {

@@ -18,9 +18,10 @@ const LEASE_HOLDERS: &str = "ALTER TABLE trials ADD COLUMN host TEXT;
     CREATE INDEX trials_by_retry ON trials (study_id, retry_of);";
 
 /// SQLite migrations: `(version, statements)`.
-pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE studies (
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE studies (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         spec_json TEXT NOT NULL,
@@ -50,12 +51,15 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
         energy_j REAL NOT NULL,
         PRIMARY KEY (trial_id, step)
     );",
-), (2, LEASE_HOLDERS)];
+    ),
+    (2, LEASE_HOLDERS),
+];
 
 /// PostgreSQL migrations: `(version, statements)`.
-pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE studies (
+pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE studies (
         id BIGSERIAL PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         spec_json TEXT NOT NULL,
@@ -85,7 +89,9 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
         energy_j DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (trial_id, step)
     );",
-), (2, LEASE_HOLDERS)];
+    ),
+    (2, LEASE_HOLDERS),
+];
 
 #[cfg(test)]
 mod tests {

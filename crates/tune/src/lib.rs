@@ -22,9 +22,9 @@ pub mod trial;
 
 pub use error::TuneError;
 pub use memory::MemoryStorage;
+pub use process::WorkerProcess;
 pub use pruner::Pruner;
 pub use sampler::{SampleContext, Sampler};
 pub use space::{Distribution, ParamValue, Params, SearchSpace};
-pub use process::WorkerProcess;
 pub use storage::{Reaped, Storage, StudyId, StudyRecord, TrialId, Worker};
 pub use trial::{Direction, Intermediate, Objective, Trial, TrialEnergy, TrialOutcome, TrialState};

@@ -363,7 +363,10 @@ impl Storage for MemoryStorage {
             .collect();
         let mut reaped = Vec::with_capacity(lost.len());
         for (i, reason) in lost {
-            let original = inner.rows[i].trial.retry_of.unwrap_or(inner.rows[i].trial.number);
+            let original = inner.rows[i]
+                .trial
+                .retry_of
+                .unwrap_or(inner.rows[i].trial.number);
             let retries = inner
                 .rows
                 .iter()

@@ -39,10 +39,7 @@ pub const RETRIED_AS: &str = "retried_as";
 /// The reason recorded on a trial whose worker process is known to be gone.
 pub fn process_gone_reason(process: Option<&WorkerProcess>) -> String {
     match process {
-        Some(p) => format!(
-            "worker lost: its process {} on {} is gone",
-            p.pid, p.host
-        ),
+        Some(p) => format!("worker lost: its process {} on {} is gone", p.pid, p.host),
         None => "worker lost: its process is gone".to_string(),
     }
 }

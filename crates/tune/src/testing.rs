@@ -20,9 +20,9 @@ use std::time::Duration;
 use greenlab_meter::{Joules, Seconds, Source};
 
 use crate::TuneError;
+use crate::process::WorkerProcess;
 use crate::sampler::{SampleContext, Sampler};
 use crate::space::{Distribution, ParamValue, Params, SearchSpace};
-use crate::process::WorkerProcess;
 use crate::storage::{Gone, LEASE_EXPIRED, Storage, Worker};
 use crate::trial::{Direction, Objective, Trial, TrialEnergy, TrialOutcome, TrialState};
 
@@ -253,7 +253,10 @@ pub fn check_lost_workers_and_retries(s: &dyn Storage) {
     let st = s.create_study("lost", "{}").expect("create");
     let w1 = located("w1", "node-a", 11);
     let t0 = s.create_trial_for(st.id, &w1, HOUR).expect("create");
-    assert_eq!(t0.process, w1.process, "create_trial_for returns the process");
+    assert_eq!(
+        t0.process, w1.process,
+        "create_trial_for returns the process"
+    );
     s.set_params(t0.id, &params(0.1)).expect("params");
     s.report_intermediate(t0.id, 1, 0.5, 2.0).expect("report");
     let stored = s.trial(st.id, t0.id).expect("trial");
@@ -265,7 +268,8 @@ pub fn check_lost_workers_and_retries(s: &dyn Storage) {
     let done = s
         .create_trial_for(st.id, &located("w9", "node-a", 19), HOUR)
         .expect("create");
-    s.finish_trial(done.id, &complete_outcome(0.7)).expect("finish");
+    s.finish_trial(done.id, &complete_outcome(0.7))
+        .expect("finish");
     let live = s
         .create_trial_for(st.id, &located("w2", "node-b", 12), HOUR)
         .expect("create");
@@ -305,7 +309,11 @@ pub fn check_lost_workers_and_retries(s: &dyn Storage) {
     assert_eq!(lost.intermediate.len(), 1, "intermediate values are kept");
     let retry = by_number(retry_number);
     assert_eq!(retry.state, TrialState::Waiting);
-    assert_eq!(retry.params, params(0.1), "the retry runs the same parameters");
+    assert_eq!(
+        retry.params,
+        params(0.1),
+        "the retry runs the same parameters"
+    );
     assert_eq!(retry.retry_of, Some(t0.number), "and names the original");
     assert_eq!(by_number(live.number).state, TrialState::Running);
     assert_eq!(by_number(done.number).state, TrialState::Complete);
@@ -319,7 +327,9 @@ pub fn check_lost_workers_and_retries(s: &dyn Storage) {
     assert_eq!(claimed.number, retry_number);
     assert_eq!(claimed.process, w3.process, "a claim records the claimer");
     assert_eq!(claimed.retry_of, Some(t0.number));
-    let second = s.reap_lost(st.id, &[gone(&claimed, "w3")], 2).expect("reap");
+    let second = s
+        .reap_lost(st.id, &[gone(&claimed, "w3")], 2)
+        .expect("reap");
     let second_number = second[0].retried_as.expect("a second retry");
     let claimed = s
         .claim_waiting(st.id, "w4", HOUR)
@@ -327,8 +337,13 @@ pub fn check_lost_workers_and_retries(s: &dyn Storage) {
         .expect("the second retry waits");
     assert_eq!(claimed.number, second_number);
     assert_eq!(claimed.retry_of, Some(t0.number));
-    assert_eq!(claimed.process, None, "a worker known only by name records none");
-    let third = s.reap_lost(st.id, &[gone(&claimed, "w4")], 2).expect("reap");
+    assert_eq!(
+        claimed.process, None,
+        "a worker known only by name records none"
+    );
+    let third = s
+        .reap_lost(st.id, &[gone(&claimed, "w4")], 2)
+        .expect("reap");
     assert_eq!(
         third[0].retried_as, None,
         "two retries of the original exist: the limit is reached"

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use greenlab_meter::{Joules, Seconds, Source, Tracker};
 use greenlab_tune::config::StudyConfig;
+use greenlab_tune::process::ProcessTable;
 use greenlab_tune::study::{
     CommandObjective, ObjectiveError, ObjectiveFunction, ObjectiveOutput, RunOptions, StopReason,
     Study, TrialContext,
 };
-use greenlab_tune::process::ProcessTable;
 use greenlab_tune::{
     MemoryStorage, ParamValue, Params, Storage, TrialEnergy, TrialState, Worker, WorkerProcess,
 };
@@ -618,7 +618,11 @@ fn a_dead_local_worker_is_reaped_at_once_and_its_trial_runs_again() {
     assert_eq!(retry.state, TrialState::Complete);
     assert_eq!(retry.host(), Some("here"), "trials record their host");
     let r = trials.iter().find(|t| t.id == remote_trial.id).unwrap();
-    assert_eq!(r.state, TrialState::Running, "a remote lease is not reaped early");
+    assert_eq!(
+        r.state,
+        TrialState::Running,
+        "a remote lease is not reaped early"
+    );
     // n_trials = 3 counts the remote running trial, the retry and one more: the lost one
     // does not count.
     assert_eq!(summary.trials_run, 2);
@@ -645,9 +649,14 @@ fn retries_stop_at_max_retries_and_the_last_loss_counts() {
     storage.set_params(first.id, &p).unwrap();
     let reaped = storage.reap_lost(id, &[], 1).unwrap();
     let retry = reaped[0].retried_as.unwrap();
-    let claimed = storage.claim_waiting(id, "b", Duration::ZERO).unwrap().unwrap();
+    let claimed = storage
+        .claim_waiting(id, "b", Duration::ZERO)
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.number, retry);
-    let summary = study.run(Arc::new(quadratic), &RunOptions::default()).unwrap();
+    let summary = study
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
     assert_eq!(
         summary.trials_run, 0,
         "the second loss used up the retries and counts as the study's one trial"

@@ -191,7 +191,13 @@ pub fn train_report(r: &TrainResult, args: &Args) -> anyhow::Result<Report> {
 /// Energy per host and in total, with what the figures mean when worker processes share a host.
 fn host_section(trials: &[greenlab_tune::Trial]) -> Section {
     let by_host = greenlab_tune::study::energy_by_host(trials);
-    let mut table = Table::new(["host", "trials", "energy", "unknown energy", "worker processes"]);
+    let mut table = Table::new([
+        "host",
+        "trials",
+        "energy",
+        "unknown energy",
+        "worker processes",
+    ]);
     for h in &by_host.hosts {
         table.push_row([
             Cell::text(h.host.clone()),

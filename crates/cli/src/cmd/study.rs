@@ -108,9 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Format::Json => trials_json(&record, &trials)?,
                 Format::Optuna => {
                     let Some(path) = out else {
-                        bail!(
-                            "--format optuna writes a SQLite file: give it with --out study.db"
-                        );
+                        bail!("--format optuna writes a SQLite file: give it with --out study.db");
                     };
                     greenlab_store::export_optuna(&path, &record, &trials)?;
                     println!(

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
-use greenlab_tune::config::{ObjectiveKind, StudyConfig, parse_duration, parse_energy};
 use greenlab_store::{PasswordSources, redact_url};
+use greenlab_tune::config::{ObjectiveKind, StudyConfig, parse_duration, parse_energy};
 use greenlab_tune::process::ProcessTable;
 use greenlab_tune::study::{
     CommandObjective, ObjectiveFunction, Observer, RunOptions, RunSummary, StopReason, Study,

@@ -59,9 +59,8 @@ pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             let plain = !a.is_empty()
-                && a.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || "-_./=:,+@%{}".contains(c)
-                });
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%{}".contains(c));
             if plain {
                 a.clone()
             } else {

@@ -227,7 +227,12 @@ pub fn energy_by_host(trials: &[Trial]) -> EnergyByHost {
         let mut processes: Vec<_> = mine.iter().map(|t| process(t)).collect();
         processes.sort();
         processes.dedup();
-        let span = |t: &Trial| (t.started_at.unwrap_or(0.0), t.finished_at.unwrap_or(f64::MAX));
+        let span = |t: &Trial| {
+            (
+                t.started_at.unwrap_or(0.0),
+                t.finished_at.unwrap_or(f64::MAX),
+            )
+        };
         let overlapping = mine
             .iter()
             .filter(|a| {

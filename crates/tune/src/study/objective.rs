@@ -152,7 +152,10 @@ impl<'a> TrialContext<'a> {
     /// Whether the objective should stop: pruned, the worker lost its lease on the trial, the
     /// run was cancelled, or the trial's time limit passed.
     pub fn should_stop(&self) -> bool {
-        self.pruned || self.lost.load(Ordering::Relaxed) || self.is_cancelled() || self.is_timed_out()
+        self.pruned
+            || self.lost.load(Ordering::Relaxed)
+            || self.is_cancelled()
+            || self.is_timed_out()
     }
 
     /// When the trial must end (`[objective] timeout`), if it has a limit.
