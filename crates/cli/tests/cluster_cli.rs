@@ -636,3 +636,49 @@ fn the_optuna_export_opens_in_optuna_with_every_trial() {
         );
     }
 }
+
+#[test]
+fn passwords_come_from_pgpassword_and_the_password_file_as_with_libpq() {
+    // The test server makes role greenlab_pw (and only it) log in with a password.
+    const PASSWORD: &str = "greenlab-test-password";
+    let base = postgres_url();
+    let (scheme_user, rest) = base.split_once('@').expect("a user in the test URL");
+    let scheme = &scheme_user[..scheme_user.find("://").unwrap() + 3];
+    let host_port = rest.split('/').next().unwrap();
+    let url = format!("{scheme}greenlab_pw@{host_port}/greenlab_pw");
+    let dir = tempfile::tempdir().unwrap();
+    let list = |env: &[(&str, &str)]| -> Output {
+        let mut c = Command::new(bin());
+        c.args(["study", "list", "--storage", &url])
+            .env_remove("PGPASSWORD")
+            .env("PGPASSFILE", dir.path().join("none"));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = list(&[]);
+    assert!(!out.status.success(), "no password, no login");
+    assert!(text(&out.stderr).contains("password"), "{}", text(&out.stderr));
+    let out = list(&[("PGPASSWORD", PASSWORD)]);
+    assert!(out.status.success(), "PGPASSWORD: {}", text(&out.stderr));
+    let passfile = dir.path().join("pgpass");
+    let host = host_port.split(':').next().unwrap();
+    std::fs::write(
+        &passfile,
+        format!("# the test server\nelsewhere:*:*:*:wrong\n{host}:*:greenlab_pw:greenlab_pw:{PASSWORD}\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = list(&[("PGPASSFILE", passfile.to_str().unwrap())]);
+    assert!(out.status.success(), "PGPASSFILE: {}", text(&out.stderr));
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = list(&[("PGPASSFILE", passfile.to_str().unwrap())]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("chmod 600"), "{}", text(&out.stderr));
+    for out in [list(&[("PGPASSWORD", "wrong-one")])] {
+        assert!(!text(&out.stderr).contains("wrong-one"));
+        assert!(!text(&out.stdout).contains("wrong-one"));
+    }
+}

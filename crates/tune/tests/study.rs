@@ -667,15 +667,20 @@ fn retries_stop_at_max_retries_and_the_last_loss_counts() {
     assert_eq!(trials[1].retried_as(), None);
 }
 
-/// Whether any process is still in process group `pgid`.
+/// Whether a live process is still in process group `pgid` (zombies, killed but not yet
+/// reaped by whoever adopted them, do not count).
 fn group_alive(pgid: i32) -> bool {
-    // kill(-pgid, 0) checks for members without signalling them.
-    std::process::Command::new("kill")
-        .args(["-0", "--", &format!("-{pgid}")])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-        .success()
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        // Fields after the name: state, ppid, pgrp, ...
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+    })
 }
 
 #[test]
@@ -778,4 +783,62 @@ fn each_worker_gets_its_own_device_and_trial_number() {
         let device = m["device"].as_f64().unwrap();
         assert_eq!(device, [4.0, 7.0][worker % 2], "worker {worker}");
     }
+}
+
+#[test]
+fn energy_per_host_sums_known_figures_and_flags_processes_sharing_a_host() {
+    let trial = |number: u64, params: Params, values: Option<Vec<f64>>, state: TrialState| {
+        greenlab_tune::Trial {
+            id: number as i64,
+            number,
+            state,
+            params,
+            values,
+            intermediate: Vec::new(),
+            energy: None,
+            attrs: BTreeMap::new(),
+            worker: None,
+            process: None,
+            retry_of: None,
+            started_at: None,
+            finished_at: None,
+        }
+    };
+    let at = |host: &str, pid: u32| WorkerProcess {
+        host: host.into(),
+        pid,
+        identity: format!("b/ns/{pid}"),
+    };
+    let run = |n: u64, p: WorkerProcess, span: (f64, f64), joules: Option<f64>| {
+        let mut t = trial(n, Params::new(), Some(vec![0.5]), TrialState::Complete);
+        t.process = Some(p);
+        t.started_at = Some(span.0);
+        t.finished_at = Some(span.1);
+        t.energy = joules.and_then(energy);
+        t
+    };
+    let trials = vec![
+        run(0, at("a", 1), (0.0, 10.0), Some(5.0)),
+        run(1, at("a", 2), (5.0, 15.0), Some(7.0)), // overlaps trial 0, another process
+        run(2, at("a", 1), (20.0, 30.0), None),     // unknown energy
+        run(3, at("b", 9), (0.0, 10.0), Some(3.0)),
+        trial(4, Params::new(), None, TrialState::Waiting), // never ran: not counted
+    ];
+    let by_host = greenlab_tune::study::energy_by_host(&trials);
+    assert_eq!(by_host.hosts.len(), 2);
+    let a = &by_host.hosts[0];
+    assert_eq!((a.host.as_str(), a.trials, a.unknown, a.processes), ("a", 3, 1, 2));
+    assert_eq!(a.joules, 12.0, "unknown energy is left out, not counted as 0");
+    assert_eq!(a.overlapping, 2);
+    let b = &by_host.hosts[1];
+    assert_eq!((b.host.as_str(), b.trials, b.joules, b.processes), ("b", 1, 3.0, 1));
+    assert_eq!(b.overlapping, 0);
+    assert_eq!(by_host.joules, 15.0);
+    assert_eq!(by_host.unknown, 1);
+    let notes = greenlab_tune::study::energy_by_host_notes(&by_host).join("\n");
+    assert!(notes.contains("1 trial(s) have no energy figure"), "{notes}");
+    assert!(
+        notes.contains("each see the whole host") && notes.contains("a (2 trials)"),
+        "{notes}"
+    );
 }

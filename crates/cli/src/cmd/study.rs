@@ -324,6 +324,8 @@ pub fn trials_csv(record: &StudyRecord, trials: &[Trial]) -> String {
             "duration_s",
             "steps",
             "worker",
+            "host",
+            "retry_of",
             "started_at",
             "finished_at",
         ]
@@ -357,6 +359,8 @@ pub fn trials_csv(record: &StudyRecord, trials: &[Trial]) -> String {
         row.push(opt(t.energy.as_ref().map(|e| e.duration.0)));
         row.push(t.intermediate.len().to_string());
         row.push(t.worker.clone().unwrap_or_default());
+        row.push(t.host().unwrap_or_default().to_string());
+        row.push(t.retry_of.map(|n| n.to_string()).unwrap_or_default());
         row.push(opt(t.started_at));
         row.push(opt(t.finished_at));
         for p in &params {
