@@ -170,6 +170,7 @@ pub fn run(
                     kind: ObjectiveKind::Train,
                     command: Vec::new(),
                     options: objective.identity(),
+                    timeout: None,
                 },
             };
             let study = Study::create(storage.clone(), config).with_context(|| {
