@@ -23,8 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The objective: a 0.3 s "training" printing its accuracy.
-objective=(sh -c 'sleep 0.3; echo "{\"accuracy\": {x}}"')
+# The objective: a "training" of TRIAL_S seconds (default 1) printing its accuracy.
+objective=(sh -c "sleep ${TRIAL_S:-1}; echo '{\"accuracy\": {x}}'")
 
 config() { # name n_trials
     cat >"$work/$1.toml" <<EOF
@@ -40,10 +40,10 @@ EOF
     echo "$work/$1.toml"
 }
 
-start_worker() { # storage study i -> pid (its own process group)
+start_worker() { # storage study i: pids[i] = the worker (leading its own process group)
     setsid "$GREENLAB" worker --storage "$1" --study "$2" --meter estimate --lease-s 600 \
-        -- "${objective[@]}" >"$work/worker-$3.log" 2>&1 &
-    echo $!
+        -- "${objective[@]}" >>"$work/worker-$3.log" 2>&1 &
+    pids[$3]=$!
 }
 
 # Checks a finished study: distinct numbers, >= N complete, every lost trial with parameters
@@ -98,7 +98,7 @@ kill_run() { # sqlite|postgres
     "$GREENLAB" study create --config "$(config "$study" "$n")" --storage "$storage" \
         -- "${objective[@]}" >/dev/null
     local start=$SECONDS kills=0 snaps=0
-    for i in 0 1 2 3 4 5 6 7; do pids[$i]="$(start_worker "$storage" "$study" "$i")"; done
+    for i in 0 1 2 3 4 5 6 7; do start_worker "$storage" "$study" "$i"; done
     while true; do
         sleep "$((2 + RANDOM % 3))"
         local alive=0
@@ -112,7 +112,7 @@ kill_run() { # sqlite|postgres
             kill -KILL -- "-${pids[$victim]}" 2>/dev/null || true
             wait "${pids[$victim]}" 2>/dev/null || true
             kills=$((kills + 1))
-            pids[$victim]="$(start_worker "$storage" "$study" "$victim")"
+            start_worker "$storage" "$study" "$victim"
         fi
     done
     for i in 0 1 2 3 4 5 6 7; do wait "${pids[$i]}" 2>/dev/null || true; done
@@ -130,19 +130,20 @@ pg_restart() {
     "$GREENLAB" study create --config "$(config "$study" "$n")" --storage "$storage" \
         -- "${objective[@]}" >/dev/null
     local start=$SECONDS
-    for i in 0 1 2 3 4 5 6 7; do pids[$i]="$(start_worker "$storage" "$study" "$i")"; done
+    for i in 0 1 2 3 4 5 6 7; do start_worker "$storage" "$study" "$i"; done
     sleep 5
     "$GREENLAB" study export --storage "$storage" --study "$study" --format json --out "$work/snap-0.json"
     local t0=$SECONDS
     runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     sleep 3
-    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start \
+        -o "-k /tmp -p $(cat "$dir/port") -c listen_addresses=127.0.0.1 -c max_connections=300" >/dev/null
     echo "server down for $((SECONDS - t0)) s"
     local failed=0
     for i in 0 1 2 3 4 5 6 7; do wait "${pids[$i]}" || failed=$((failed + 1)); done
     pids=()
     echo "pg-restart: 8 worker processes, $failed exited with an error, $((SECONDS - start)) s"
-    [[ $failed -eq 0 ]] || { tail -5 "$work"/worker-*.log; exit 1; }
+    [[ $failed -eq 0 ]] || { tail -n 5 "$work"/worker-*.log; exit 1; }
     check "$storage" "$study" "$n"
     echo ok
 }

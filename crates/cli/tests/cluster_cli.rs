@@ -659,7 +659,11 @@ fn passwords_come_from_pgpassword_and_the_password_file_as_with_libpq() {
     };
     let out = list(&[]);
     assert!(!out.status.success(), "no password, no login");
-    assert!(text(&out.stderr).contains("password"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("password"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = list(&[("PGPASSWORD", PASSWORD)]);
     assert!(out.status.success(), "PGPASSWORD: {}", text(&out.stderr));
     let passfile = dir.path().join("pgpass");
@@ -676,7 +680,11 @@ fn passwords_come_from_pgpassword_and_the_password_file_as_with_libpq() {
     std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = list(&[("PGPASSFILE", passfile.to_str().unwrap())]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("chmod 600"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("chmod 600"),
+        "{}",
+        text(&out.stderr)
+    );
     for out in [list(&[("PGPASSWORD", "wrong-one")])] {
         assert!(!text(&out.stderr).contains("wrong-one"));
         assert!(!text(&out.stdout).contains("wrong-one"));

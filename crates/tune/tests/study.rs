@@ -827,16 +827,28 @@ fn energy_per_host_sums_known_figures_and_flags_processes_sharing_a_host() {
     let by_host = greenlab_tune::study::energy_by_host(&trials);
     assert_eq!(by_host.hosts.len(), 2);
     let a = &by_host.hosts[0];
-    assert_eq!((a.host.as_str(), a.trials, a.unknown, a.processes), ("a", 3, 1, 2));
-    assert_eq!(a.joules, 12.0, "unknown energy is left out, not counted as 0");
+    assert_eq!(
+        (a.host.as_str(), a.trials, a.unknown, a.processes),
+        ("a", 3, 1, 2)
+    );
+    assert_eq!(
+        a.joules, 12.0,
+        "unknown energy is left out, not counted as 0"
+    );
     assert_eq!(a.overlapping, 2);
     let b = &by_host.hosts[1];
-    assert_eq!((b.host.as_str(), b.trials, b.joules, b.processes), ("b", 1, 3.0, 1));
+    assert_eq!(
+        (b.host.as_str(), b.trials, b.joules, b.processes),
+        ("b", 1, 3.0, 1)
+    );
     assert_eq!(b.overlapping, 0);
     assert_eq!(by_host.joules, 15.0);
     assert_eq!(by_host.unknown, 1);
     let notes = greenlab_tune::study::energy_by_host_notes(&by_host).join("\n");
-    assert!(notes.contains("1 trial(s) have no energy figure"), "{notes}");
+    assert!(
+        notes.contains("1 trial(s) have no energy figure"),
+        "{notes}"
+    );
     assert!(
         notes.contains("each see the whole host") && notes.contains("a (2 trials)"),
         "{notes}"
