@@ -427,7 +427,7 @@ impl ObjectiveFunction for CommandObjective {
                             } else {
                                 Ending::Lost
                             };
-                            end_group(&group, &ending, why);
+                            end_group(group, ending, why);
                             killed = true;
                             // Drain what is left so the child is not blocked on a full pipe.
                             let _ = std::io::copy(
