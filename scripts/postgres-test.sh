@@ -8,7 +8,8 @@
 # It installs PostgreSQL from Debian packages if no server binaries are found (needs root and
 # apt), creates a cluster in a temporary directory owned by the `postgres` user (initdb refuses
 # to run as root), starts it on 127.0.0.1 at a free port with trust authentication, and
-# creates the database `greenlab_test`. Starting again while it runs reuses it. The state
+# creates the database `greenlab_test` (and a role `greenlab_pw` that must give its password,
+# `greenlab-test-password`, for the password tests). Starting again while it runs reuses it. The state
 # (data, log, port) lives in $GREENLAB_PG_DIR (default /tmp/greenlab-postgres-test).
 # Nothing here is for production: no password, no TLS, loopback only.
 
@@ -82,6 +83,14 @@ _greenlab_pg_start() (
         echo "$port" >"$dir/port"
         echo "$bin" >"$dir/bindir"
         _greenlab_pg_as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres greenlab_test
+        # A role that must log in with a password (everyone else is trusted), for the tests of
+        # PGPASSWORD and ~/.pgpass: user greenlab_pw, password greenlab-test-password, owning
+        # the database greenlab_pw.
+        _greenlab_pg_as_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d greenlab_test -qc \
+            "CREATE ROLE greenlab_pw LOGIN PASSWORD 'greenlab-test-password'" >/dev/null
+        _greenlab_pg_as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres -O greenlab_pw greenlab_pw
+        _greenlab_pg_as_owner sed -i '1i host all greenlab_pw 127.0.0.1/32 scram-sha-256' "$data/pg_hba.conf"
+        _greenlab_pg_as_owner "$bin/pg_ctl" -D "$data" reload >/dev/null
         _greenlab_pg_log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') running on 127.0.0.1:$port (data in $data)"
     fi
     echo "postgres://postgres@127.0.0.1:$port/greenlab_test"

@@ -121,8 +121,9 @@ fn tune_then_inspect_export_and_compare() {
     assert_eq!(cmp["studies"].as_array().unwrap().len(), 2);
     assert_eq!(cmp["studies"][0]["points"].as_array().unwrap().len(), 6);
 
-    // A worker joining a finished study stops at once: the trial limit holds.
-    let out = greenlab(&[
+    // A worker joining a finished study (with the study's command: it runs no other) stops at
+    // once: the trial limit holds.
+    let mut args = vec![
         "worker",
         "--storage",
         &db,
@@ -130,7 +131,9 @@ fn tune_then_inspect_export_and_compare() {
         "rand",
         "--meter",
         "estimate",
-    ]);
+    ];
+    args.extend_from_slice(OBJECTIVE);
+    let out = greenlab(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("this run: 0 trial(s)"));
 }

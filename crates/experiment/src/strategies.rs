@@ -188,6 +188,7 @@ pub fn run(
                     kind: ObjectiveKind::Train,
                     command: Vec::new(),
                     options: objective.identity(),
+                    timeout: None,
                 },
             };
             let study =

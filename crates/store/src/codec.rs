@@ -9,13 +9,32 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use greenlab_meter::Joules;
-use greenlab_tune::{Intermediate, Params, Trial, TrialEnergy, TrialId, TrialOutcome, TrialState};
+pub use greenlab_tune::storage::LEASE_EXPIRED;
+use greenlab_tune::storage::{LOST, RETRIED_AS};
+use greenlab_tune::{
+    Intermediate, Params, Trial, TrialEnergy, TrialId, TrialOutcome, TrialState, Worker,
+    WorkerProcess,
+};
 use serde_json::Value;
 
 use crate::error::StoreError;
 
-/// The reason [`greenlab_tune::Storage::reap_expired`] records under `attrs["error"]`.
-pub const LEASE_EXPIRED: &str = "worker lost: lease expired";
+/// The columns of a trial row, in [`TrialRow`]'s order (both backends select these).
+pub const TRIAL_COLUMNS: &str = "id, number, state, params, values_json, energy, attrs, worker, \
+     started_at, finished_at, host, pid, process_identity, retry_of";
+
+/// The columns that record a lease holder's process: host, pid, identity (all null for a
+/// worker known only by name).
+pub fn holder_columns(worker: &Worker) -> (Option<&str>, Option<i64>, Option<&str>) {
+    match &worker.process {
+        Some(p) => (
+            Some(p.host.as_str()),
+            Some(i64::from(p.pid)),
+            Some(p.identity.as_str()),
+        ),
+        None => (None, None, None),
+    }
+}
 
 /// Unix seconds from the system clock (SQLite has no clock of its own; see `SqliteStorage`).
 pub fn unix_now() -> f64 {
@@ -42,6 +61,10 @@ pub struct TrialRow {
     pub worker: Option<String>,
     pub started_at: Option<f64>,
     pub finished_at: Option<f64>,
+    pub host: Option<String>,
+    pub pid: Option<i64>,
+    pub process_identity: Option<String>,
+    pub retry_of: Option<i64>,
 }
 
 fn corrupt(trial: i64, what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -70,6 +93,24 @@ impl TrialRow {
             serde_json::from_str(&self.attrs).map_err(|e| corrupt(id, "attributes", e))?;
         let number = u64::try_from(self.number)
             .map_err(|e| corrupt(id, "number", format!("{}: {e}", self.number)))?;
+        let process = match self.host {
+            Some(host) => Some(WorkerProcess {
+                host,
+                pid: self
+                    .pid
+                    .map(u32::try_from)
+                    .transpose()
+                    .map_err(|e| corrupt(id, "process id", e))?
+                    .unwrap_or(0),
+                identity: self.process_identity.unwrap_or_default(),
+            }),
+            None => None,
+        };
+        let retry_of = self
+            .retry_of
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|e| corrupt(id, "retry_of", e))?;
         Ok(Trial {
             id,
             number,
@@ -80,6 +121,8 @@ impl TrialRow {
             energy,
             attrs,
             worker: self.worker,
+            process,
+            retry_of,
             started_at: self.started_at,
             finished_at: self.finished_at,
         })
@@ -274,13 +317,49 @@ pub fn json_eq(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-/// `attrs` (a JSON object) with `error` set to the lease-expired reason.
-pub fn reaped_attrs(trial: TrialId, attrs: &str) -> Result<String, StoreError> {
-    let mut map: BTreeMap<String, Value> =
-        serde_json::from_str(attrs).map_err(|e| corrupt(trial, "attributes", e))?;
-    map.insert("error".into(), Value::String(LEASE_EXPIRED.into()));
-    serde_json::to_string(&map)
-        .map_err(|e| StoreError::Tune(greenlab_tune::TuneError::Storage(e.to_string())))
+/// A running trial found lost, as `reap_lost` reads it.
+pub struct LostRow {
+    pub id: TrialId,
+    pub number: i64,
+    pub params: String,
+    pub attrs: String,
+    pub retry_of: Option<i64>,
+    pub reason: String,
+}
+
+impl LostRow {
+    /// The original trial whose retries this one's count against.
+    pub fn original(&self) -> i64 {
+        self.retry_of.unwrap_or(self.number)
+    }
+
+    /// Whether its parameters run again, given how many retries of its original exist.
+    pub fn retry(&self, retries: i64, max_retries: u32) -> bool {
+        self.params != "{}" && retries < i64::from(max_retries)
+    }
+
+    /// Its attributes once lost: `error` = the reason, `lost` = true, `retried_as` = the
+    /// retry's number when there is one.
+    pub fn attrs(&self, retried_as: Option<i64>) -> Result<String, StoreError> {
+        let mut map: BTreeMap<String, Value> =
+            serde_json::from_str(&self.attrs).map_err(|e| corrupt(self.id, "attributes", e))?;
+        map.insert("error".into(), Value::String(self.reason.clone()));
+        map.insert(LOST.into(), Value::Bool(true));
+        if let Some(n) = retried_as {
+            map.insert(RETRIED_AS.into(), Value::from(n));
+        }
+        serde_json::to_string(&map)
+            .map_err(|e| StoreError::Tune(greenlab_tune::TuneError::Storage(e.to_string())))
+    }
+
+    /// What the reaper reports about it.
+    pub fn reaped(&self, retried_as: Option<i64>) -> greenlab_tune::Reaped {
+        greenlab_tune::Reaped {
+            number: self.number.max(0) as u64,
+            retried_as: retried_as.map(|n| n.max(0) as u64),
+            reason: self.reason.clone(),
+        }
+    }
 }
 
 /// Whether two intermediate values are the same (NaN equals NaN).

@@ -49,6 +49,14 @@ pub enum StoreError {
         /// What the driver said.
         message: String,
     },
+    /// The PostgreSQL password file cannot be used.
+    #[error("password file {}: {message}", path.display())]
+    Password {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A PostgreSQL statement failed.
     #[error("postgresql {url}: {message}")]
     Postgres {

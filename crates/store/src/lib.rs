@@ -24,6 +24,8 @@
 
 mod codec;
 pub mod error;
+pub mod optuna;
+pub mod pgpass;
 mod pool;
 pub mod postgres;
 pub mod schema;
@@ -31,7 +33,9 @@ pub mod sqlite;
 
 use std::path::PathBuf;
 
-pub use error::{SUPPORTED_URLS, StoreError};
+pub use error::{SUPPORTED_URLS, StoreError, redact_url};
+pub use optuna::export_optuna;
+pub use pgpass::PasswordSources;
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
@@ -111,9 +115,15 @@ impl Location {
 /// right; a file that is not a greenlab database says so; a newer schema is
 /// `TuneError::SchemaTooNew`.
 pub fn open(url: &str) -> Result<Box<dyn Storage>, TuneError> {
+    open_with(url, &PasswordSources::default())
+}
+
+/// [`open`], with PostgreSQL passwords from `passwords` when the URL has none (libpq's
+/// `PGPASSWORD` and `~/.pgpass`; see [`pgpass`]).
+pub fn open_with(url: &str, passwords: &PasswordSources) -> Result<Box<dyn Storage>, TuneError> {
     Ok(match Location::parse(url)? {
         Location::Sqlite(path) => Box::new(SqliteStorage::open(path)?),
-        Location::Postgres(url) => Box::new(PostgresStorage::open(&url)?),
+        Location::Postgres(url) => Box::new(PostgresStorage::open_with(&url, passwords)?),
         Location::Memory => Box::new(MemoryStorage::new()),
     })
 }

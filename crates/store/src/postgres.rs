@@ -11,24 +11,29 @@
 //! repeated `finish_trial` is recognised.
 //!
 //! Connections: a few are kept in a small pool (see `pool.rs`); a connection the server
-//! closed is dropped and replaced. Statements are prepared once per connection. TLS is not
+//! closed is dropped and replaced, and while the server is unreachable (restarting) operations
+//! are retried for up to [`RECONNECT_DEADLINE`]. Statements are prepared once per connection. TLS is not
 //! supported (`NoTls`): reach a remote server through a VPN or SSH tunnel.
 
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use greenlab_tune::storage::Gone;
 use greenlab_tune::{
-    Params, Storage, StudyId, StudyRecord, Trial, TrialId, TrialOutcome, TrialState, TuneError,
+    Params, Reaped, Storage, StudyId, StudyRecord, Trial, TrialId, TrialOutcome, TrialState,
+    TuneError, Worker,
 };
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Row, Statement};
 
 use crate::codec::{
-    self, FinishAction, TrialRow, attach_intermediate, encode_params, finish_action, json_eq,
-    lease_secs, not_running, reaped_attrs, same_value, trial_state,
+    self, FinishAction, LEASE_EXPIRED, LostRow, TRIAL_COLUMNS, TrialRow, attach_intermediate,
+    encode_params, finish_action, holder_columns, json_eq, lease_secs, not_running, same_value,
+    trial_state,
 };
 use crate::error::{StoreError, redact_url};
+use crate::pgpass::{self, PasswordSources};
 use crate::pool::Pool;
 use crate::schema::{POSTGRES_MIGRATIONS, SCHEMA_VERSION};
 
@@ -36,6 +41,11 @@ use crate::schema::{POSTGRES_MIGRATIONS, SCHEMA_VERSION};
 const NOW: &str = "extract(epoch from now())::float8";
 /// How long to wait for the server when connecting, unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a storage that reached its server keeps reconnecting after losing it (a restart, a
+/// failover) before an operation fails. A transaction cut off at its commit is run again, so
+/// after an outage a created trial may exist twice (the extra one is reaped as lost, never run)
+/// and an enqueued one be enqueued twice; everything else is idempotent.
+pub const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
 /// Key of the advisory lock that serialises schema migrations between workers.
 const MIGRATION_LOCK: i64 = 0x6772_6e6c_6162; // "grnlab"
 
@@ -135,6 +145,21 @@ fn describe(e: &postgres::Error) -> String {
     s
 }
 
+/// Whether the connection is gone (server restarted or shut down, network lost) rather than
+/// the statement wrong: worth a new connection and another try.
+fn is_connection_lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(c) = e.code() {
+        return *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CRASH_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW;
+    }
+    e.as_db_error().is_none() && e.source().is_some_and(|s| s.is::<std::io::Error>())
+}
+
 /// Serialisation failures and deadlocks are resolved by running the transaction again.
 fn is_retryable(e: &postgres::Error) -> bool {
     use postgres::error::SqlState;
@@ -142,9 +167,6 @@ fn is_retryable(e: &postgres::Error) -> bool {
         *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
     })
 }
-
-const TRIAL_COLUMNS: &str =
-    "id, number, state, params, values_json, energy, attrs, worker, started_at, finished_at";
 
 fn trial_row(r: &Row) -> Result<TrialRow, postgres::Error> {
     Ok(TrialRow {
@@ -158,6 +180,22 @@ fn trial_row(r: &Row) -> Result<TrialRow, postgres::Error> {
         worker: r.try_get(7)?,
         started_at: r.try_get(8)?,
         finished_at: r.try_get(9)?,
+        host: r.try_get(10)?,
+        pid: r.try_get(11)?,
+        process_identity: r.try_get(12)?,
+        retry_of: r.try_get(13)?,
+    })
+}
+
+/// A lost-trial candidate: `id, number, params, attrs, retry_of`.
+fn lost_row(r: &Row, reason: &str) -> Result<LostRow, postgres::Error> {
+    Ok(LostRow {
+        id: r.try_get(0)?,
+        number: r.try_get(1)?,
+        params: r.try_get(2)?,
+        attrs: r.try_get(3)?,
+        retry_of: r.try_get(4)?,
+        reason: reason.to_string(),
     })
 }
 
@@ -181,6 +219,13 @@ impl PostgresStorage {
     /// Errors: a malformed URL or an unreachable server (`TuneError::Storage` naming the URL,
     /// password redacted), or a schema newer than this build (`TuneError::SchemaTooNew`).
     pub fn open(url: &str) -> Result<PostgresStorage, TuneError> {
+        PostgresStorage::open_with(url, &PasswordSources::default())
+    }
+
+    /// [`PostgresStorage::open`], taking the password from `passwords` when the URL has none:
+    /// `PGPASSWORD`'s value first, then the first matching line of the password file, as libpq
+    /// does.
+    pub fn open_with(url: &str, passwords: &PasswordSources) -> Result<PostgresStorage, TuneError> {
         let redacted = redact_url(url);
         let mut config: postgres::Config =
             url.parse()
@@ -188,6 +233,25 @@ impl PostgresStorage {
                     url: redacted.clone(),
                     message: format!("malformed URL ({})", describe(&e)),
                 })?;
+        if config.get_password().is_none() {
+            if let Some(p) = &passwords.password {
+                config.password(p.as_str());
+            } else if let Some(path) = &passwords.passfile
+                && let Some(text) = pgpass::read_passfile(path)?
+            {
+                let user = config.get_user().unwrap_or_default().to_string();
+                let host = match config.get_hosts().first() {
+                    Some(postgres::config::Host::Tcp(h)) => h.clone(),
+                    Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+                    None => "localhost".to_string(),
+                };
+                let port = config.get_ports().first().copied().unwrap_or(5432);
+                let database = config.get_dbname().unwrap_or(&user).to_string();
+                if let Some(p) = pgpass::lookup(&text, &host, port, &database, &user) {
+                    config.password(p);
+                }
+            }
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -245,12 +309,27 @@ impl PostgresStorage {
         mut f: impl FnMut(&mut Tx<'_>) -> Result<T, Failure>,
     ) -> Result<T, TuneError> {
         let mut attempt = 0u32;
+        let mut lost_since: Option<Instant> = None;
+        // Waits before the next try while the server stays unreachable, up to the deadline.
+        let keep_trying = |lost_since: &mut Option<Instant>| -> bool {
+            let since = *lost_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= RECONNECT_DEADLINE {
+                return false;
+            }
+            let wait =
+                Duration::from_millis(100) * 2u32.pow(since.elapsed().as_secs().min(4) as u32);
+            std::thread::sleep(wait.min(Duration::from_secs(2)));
+            true
+        };
         loop {
-            let mut conn = self.pool.get(|| self.connect())?;
+            let mut conn = match self.pool.get(|| self.connect()) {
+                Ok(c) => c,
+                Err(_) if keep_trying(&mut lost_since) => continue,
+                Err(e) => return Err(e.into()),
+            };
             if conn.client.is_closed() {
                 conn.discard();
-                drop(conn);
-                conn = self.pool.get(|| self.connect())?;
+                continue;
             }
             let Conn { client, statements } = &mut *conn;
             let result = (|| {
@@ -273,6 +352,14 @@ impl PostgresStorage {
                 Err(Failure::Pg(e)) if is_retryable(&e) && attempt < 20 => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
+                }
+                Err(Failure::Pg(e)) if is_connection_lost(&e) => {
+                    // The server restarted or the network dropped: this connection is dead
+                    // (and the pool's other idle ones probably too; each is dropped on use).
+                    conn.discard();
+                    if !keep_trying(&mut lost_since) {
+                        return Err(self.pg_error(&e).into());
+                    }
                 }
                 Err(Failure::Pg(e)) => {
                     if conn.client.is_closed() {
@@ -452,24 +539,26 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn create_trial(
+    fn create_trial_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Trial, TuneError> {
         let lease = lease_secs(lease);
+        let (host, pid, identity) = holder_columns(worker);
         self.write(|tx| {
             let row = tx
                 .query_opt(
                     &format!(
                         "WITH n AS (UPDATE studies SET next_number = next_number + 1 WHERE id = $1
                                     RETURNING next_number - 1 AS number)
-                         INSERT INTO trials (study_id, number, state, params, attrs, worker, lease_expires_at, started_at)
-                         SELECT $1, n.number, 'running', '{{}}', '{{}}', $2, {NOW} + $3::float8, {NOW} FROM n
+                         INSERT INTO trials (study_id, number, state, params, attrs, worker, lease_expires_at, started_at,
+                                             host, pid, process_identity)
+                         SELECT $1, n.number, 'running', '{{}}', '{{}}', $2, {NOW} + $3::float8, {NOW}, $4, $5, $6 FROM n
                          RETURNING id, number, started_at"
                     ),
-                    &[&study, &worker, &lease],
+                    &[&study, &worker.name, &lease, &host, &pid, &identity],
                 )?
                 .ok_or_else(|| unknown_study(study))?;
             let number: i64 = row.try_get(1)?;
@@ -482,7 +571,9 @@ impl Storage for PostgresStorage {
                 intermediate: Vec::new(),
                 energy: None,
                 attrs: Default::default(),
-                worker: Some(worker.to_string()),
+                worker: Some(worker.name.clone()),
+                process: worker.process.clone(),
+                retry_of: None,
                 started_at: row.try_get(2)?,
                 finished_at: None,
             })
@@ -513,30 +604,34 @@ impl Storage for PostgresStorage {
                 energy: None,
                 attrs: Default::default(),
                 worker: None,
+                process: None,
+                retry_of: None,
                 started_at: None,
                 finished_at: None,
             })
         })
     }
 
-    fn claim_waiting(
+    fn claim_waiting_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Option<Trial>, TuneError> {
         let lease = lease_secs(lease);
+        let (host, pid, identity) = holder_columns(worker);
         self.write(|tx| {
             Self::check_study(tx, study)?;
             let claimed = tx.query_opt(
                 &format!(
                     "UPDATE trials SET state = 'running', worker = $2,
-                         lease_expires_at = {NOW} + $3::float8, started_at = {NOW}
+                         lease_expires_at = {NOW} + $3::float8, started_at = {NOW},
+                         host = $4, pid = $5, process_identity = $6
                      WHERE id = (SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting'
                                  ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED)
                      RETURNING id"
                 ),
-                &[&study, &worker, &lease],
+                &[&study, &worker.name, &lease, &host, &pid, &identity],
             )?;
             match claimed {
                 None => Ok(None),
@@ -696,33 +791,77 @@ impl Storage for PostgresStorage {
         })
     }
 
-    fn reap_expired(&self, study: StudyId) -> Result<usize, TuneError> {
+    fn reap_lost(
+        &self,
+        study: StudyId,
+        gone: &[Gone],
+        max_retries: u32,
+    ) -> Result<Vec<Reaped>, TuneError> {
         self.write(|tx| {
             Self::check_study(tx, study)?;
+            // SKIP LOCKED: a trial another worker is reaping (or finishing) right now is left
+            // to it.
             let rows = tx.query(
                 &format!(
-                    "SELECT id, attrs FROM trials
+                    "SELECT id, number, params, attrs, retry_of FROM trials
                      WHERE study_id = $1 AND state = 'running' AND lease_expires_at <= {NOW}
                      FOR UPDATE SKIP LOCKED"
                 ),
                 &[&study],
             )?;
-            let mut expired = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let id: i64 = r.try_get(0)?;
-                let attrs: String = r.try_get(1)?;
-                expired.push((id, reaped_attrs(id, &attrs)?));
+            let mut lost = rows
+                .iter()
+                .map(|r| lost_row(r, LEASE_EXPIRED))
+                .collect::<Result<Vec<_>, _>>()?;
+            for g in gone {
+                if lost.iter().any(|l| l.id == g.trial) {
+                    continue;
+                }
+                let row = tx.query_opt(
+                    "SELECT id, number, params, attrs, retry_of FROM trials
+                     WHERE id = $1 AND study_id = $2 AND state = 'running' AND worker = $3
+                     FOR UPDATE SKIP LOCKED",
+                    &[&g.trial, &study, &g.worker],
+                )?;
+                if let Some(r) = row {
+                    lost.push(lost_row(&r, &g.reason)?);
+                }
             }
-            for (id, attrs) in &expired {
+            let mut reaped = Vec::with_capacity(lost.len());
+            for l in &lost {
+                let retries: i64 = tx
+                    .query_opt(
+                        "SELECT count(*) FROM trials WHERE study_id = $1 AND retry_of = $2",
+                        &[&study, &l.original()],
+                    )?
+                    .map(|r| r.try_get(0))
+                    .transpose()?
+                    .unwrap_or(0);
+                let retried_as: Option<i64> = if l.retry(retries, max_retries) {
+                    let row = tx
+                        .query_opt(
+                            "WITH n AS (UPDATE studies SET next_number = next_number + 1 WHERE id = $1
+                                        RETURNING next_number - 1 AS number)
+                             INSERT INTO trials (study_id, number, state, params, attrs, retry_of)
+                             SELECT $1, n.number, 'waiting', $2, '{}', $3 FROM n
+                             RETURNING number",
+                            &[&study, &l.params, &l.original()],
+                        )?
+                        .ok_or_else(|| unknown_study(study))?;
+                    Some(row.try_get(0)?)
+                } else {
+                    None
+                };
                 tx.execute(
                     &format!(
                         "UPDATE trials SET state = 'failed', attrs = $2, finished_at = {NOW},
                          lease_expires_at = NULL WHERE id = $1"
                     ),
-                    &[id, attrs],
+                    &[&l.id, &l.attrs(retried_as)?],
                 )?;
+                reaped.push(l.reaped(retried_as));
             }
-            Ok(expired.len())
+            Ok(reaped)
         })
     }
 }

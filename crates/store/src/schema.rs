@@ -6,7 +6,16 @@
 //! migration is appended to both lists (never edit an applied one) and bumps the constant.
 
 /// The highest schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// Version 2: the lease holder's host, process id and process identity (so a worker on the
+/// same machine can reap a dead worker's trial at once), and `retry_of` (the original trial a
+/// retry of a lost trial runs again). The same statements in both dialects.
+const LEASE_HOLDERS: &str = "ALTER TABLE trials ADD COLUMN host TEXT;
+    ALTER TABLE trials ADD COLUMN pid BIGINT;
+    ALTER TABLE trials ADD COLUMN process_identity TEXT;
+    ALTER TABLE trials ADD COLUMN retry_of BIGINT;
+    CREATE INDEX trials_by_retry ON trials (study_id, retry_of);";
 
 /// SQLite migrations: `(version, statements)`.
 pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -43,8 +52,9 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (trial_id, step)
     );",
     ),
+    (2, LEASE_HOLDERS),
     (
-        2,
+        3,
         // Unknown energy is not zero: an intermediate report's energy may be NULL. SQLite
         // cannot drop a NOT NULL constraint, so the table is rebuilt with its rows.
         "CREATE TABLE intermediate_v2 (
@@ -96,8 +106,9 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (trial_id, step)
     );",
     ),
+    (2, LEASE_HOLDERS),
     (
-        2,
+        3,
         // Unknown energy is not zero: an intermediate report's energy may be NULL.
         "ALTER TABLE intermediate ALTER COLUMN energy_j DROP NOT NULL;",
     ),

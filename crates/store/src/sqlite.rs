@@ -22,8 +22,10 @@ use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use greenlab_tune::storage::Gone;
 use greenlab_tune::{
-    Params, Storage, StudyId, StudyRecord, Trial, TrialId, TrialOutcome, TrialState, TuneError,
+    Params, Reaped, Storage, StudyId, StudyRecord, Trial, TrialId, TrialOutcome, TrialState,
+    TuneError, Worker,
 };
 use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
@@ -31,8 +33,9 @@ use rusqlite::{
 };
 
 use crate::codec::{
-    self, FinishAction, TrialRow, attach_intermediate, encode_params, finish_action, json_eq,
-    lease_secs, not_running, reaped_attrs, same_value, trial_state, unix_now,
+    self, FinishAction, LEASE_EXPIRED, LostRow, TRIAL_COLUMNS, TrialRow, attach_intermediate,
+    encode_params, finish_action, holder_columns, json_eq, lease_secs, not_running, same_value,
+    trial_state, unix_now,
 };
 use crate::error::StoreError;
 use crate::pool::Pool;
@@ -81,9 +84,6 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-const TRIAL_COLUMNS: &str =
-    "id, number, state, params, values_json, energy, attrs, worker, started_at, finished_at";
-
 fn trial_row(r: &Row<'_>) -> rusqlite::Result<TrialRow> {
     Ok(TrialRow {
         id: r.get(0)?,
@@ -96,6 +96,22 @@ fn trial_row(r: &Row<'_>) -> rusqlite::Result<TrialRow> {
         worker: r.get(7)?,
         started_at: r.get(8)?,
         finished_at: r.get(9)?,
+        host: r.get(10)?,
+        pid: r.get(11)?,
+        process_identity: r.get(12)?,
+        retry_of: r.get(13)?,
+    })
+}
+
+/// A lost-trial candidate: `id, number, params, attrs, retry_of`.
+fn lost_row(r: &Row<'_>, reason: &str) -> rusqlite::Result<LostRow> {
+    Ok(LostRow {
+        id: r.get(0)?,
+        number: r.get(1)?,
+        params: r.get(2)?,
+        attrs: r.get(3)?,
+        retry_of: r.get(4)?,
+        reason: reason.to_string(),
     })
 }
 
@@ -428,20 +444,31 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn create_trial(
+    fn create_trial_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Trial, TuneError> {
+        let (host, pid, identity) = holder_columns(worker);
         self.write(|tx| {
             let number = Self::allocate_number(tx, study)?;
             let now = unix_now();
             tx.prepare_cached(
-                "INSERT INTO trials (study_id, number, state, params, attrs, worker, lease_expires_at, started_at)
-                 VALUES (?1, ?2, 'running', '{}', '{}', ?3, ?4, ?5)",
+                "INSERT INTO trials (study_id, number, state, params, attrs, worker, lease_expires_at, started_at,
+                                     host, pid, process_identity)
+                 VALUES (?1, ?2, 'running', '{}', '{}', ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![study, number, worker, now + lease_secs(lease), now])?;
+            .execute(params![
+                study,
+                number,
+                worker.name,
+                now + lease_secs(lease),
+                now,
+                host,
+                pid,
+                identity
+            ])?;
             Ok(Trial {
                 id: tx.last_insert_rowid(),
                 number: number as u64,
@@ -451,7 +478,9 @@ impl Storage for SqliteStorage {
                 intermediate: Vec::new(),
                 energy: None,
                 attrs: Default::default(),
-                worker: Some(worker.to_string()),
+                worker: Some(worker.name.clone()),
+                process: worker.process.clone(),
+                retry_of: None,
                 started_at: Some(now),
                 finished_at: None,
             })
@@ -476,18 +505,21 @@ impl Storage for SqliteStorage {
                 energy: None,
                 attrs: Default::default(),
                 worker: None,
+                process: None,
+                retry_of: None,
                 started_at: None,
                 finished_at: None,
             })
         })
     }
 
-    fn claim_waiting(
+    fn claim_waiting_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Option<Trial>, TuneError> {
+        let (host, pid, identity) = holder_columns(worker);
         self.write(|tx| {
             Self::check_study(tx, study)?;
             let next: Option<TrialId> = tx
@@ -502,8 +534,9 @@ impl Storage for SqliteStorage {
             };
             let now = unix_now();
             tx.execute(
-                "UPDATE trials SET state = 'running', worker = ?2, lease_expires_at = ?3, started_at = ?4 WHERE id = ?1",
-                params![id, worker, now + lease_secs(lease), now],
+                "UPDATE trials SET state = 'running', worker = ?2, lease_expires_at = ?3, started_at = ?4,
+                     host = ?5, pid = ?6, process_identity = ?7 WHERE id = ?1",
+                params![id, worker.name, now + lease_secs(lease), now, host, pid, identity],
             )?;
             Ok(Some(Self::load_trial(tx, id)?))
         })
@@ -653,28 +686,62 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn reap_expired(&self, study: StudyId) -> Result<usize, TuneError> {
+    fn reap_lost(
+        &self,
+        study: StudyId,
+        gone: &[Gone],
+        max_retries: u32,
+    ) -> Result<Vec<Reaped>, TuneError> {
         self.write(|tx| {
             Self::check_study(tx, study)?;
             let now = unix_now();
-            let expired = {
+            let mut lost: Vec<LostRow> = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT id, attrs FROM trials
+                    "SELECT id, number, params, attrs, retry_of FROM trials
                      WHERE study_id = ?1 AND state = 'running' AND lease_expires_at <= ?2",
                 )?;
-                stmt.query_map(params![study, now], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?
+                stmt.query_map(params![study, now], |r| lost_row(r, LEASE_EXPIRED))?
+                    .collect::<Result<Vec<_>, _>>()?
             };
-            for (id, attrs) in &expired {
-                tx.execute(
+            for g in gone {
+                if lost.iter().any(|l| l.id == g.trial) {
+                    continue;
+                }
+                let row = tx
+                    .prepare_cached(
+                        "SELECT id, number, params, attrs, retry_of FROM trials
+                         WHERE id = ?1 AND study_id = ?2 AND state = 'running' AND worker = ?3",
+                    )?
+                    .query_row(params![g.trial, study, g.worker], |r| lost_row(r, &g.reason))
+                    .optional()?;
+                lost.extend(row);
+            }
+            let mut reaped = Vec::with_capacity(lost.len());
+            for l in &lost {
+                let retries: i64 = tx
+                    .prepare_cached(
+                        "SELECT count(*) FROM trials WHERE study_id = ?1 AND retry_of = ?2",
+                    )?
+                    .query_row(params![study, l.original()], |r| r.get(0))?;
+                let retried_as = if l.retry(retries, max_retries) {
+                    let number = Self::allocate_number(tx, study)?;
+                    tx.prepare_cached(
+                        "INSERT INTO trials (study_id, number, state, params, attrs, retry_of)
+                         VALUES (?1, ?2, 'waiting', ?3, '{}', ?4)",
+                    )?
+                    .execute(params![study, number, l.params, l.original()])?;
+                    Some(number)
+                } else {
+                    None
+                };
+                tx.prepare_cached(
                     "UPDATE trials SET state = 'failed', attrs = ?2, finished_at = ?3, lease_expires_at = NULL
                      WHERE id = ?1",
-                    params![id, reaped_attrs(*id, attrs)?, now],
-                )?;
+                )?
+                .execute(params![l.id, l.attrs(retried_as)?, now])?;
+                reaped.push(l.reaped(retried_as));
             }
-            Ok(expired.len())
+            Ok(reaped)
         })
     }
 }

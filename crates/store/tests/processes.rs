@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use common::{TempFiles, TempPostgres, complete, lr};
 use greenlab_store::LEASE_EXPIRED;
-use greenlab_tune::{TrialState, TuneError};
+use greenlab_tune::process::{Liveness, ProcessTable};
+use greenlab_tune::storage::{Gone, process_gone_reason};
+use greenlab_tune::{TrialState, TuneError, Worker};
 
 const WORKERS: usize = 8;
 const TRIALS_PER_WORKER: u64 = 50;
@@ -31,7 +33,7 @@ fn main() -> ExitCode {
     }
     // Like libtest: the first argument that is not a flag filters tests by name.
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 7] = [
         ("sqlite_eight_processes_number_400_trials_densely", || {
             let files = TempFiles::new();
             eight_processes(&sqlite_url(&files));
@@ -46,6 +48,20 @@ fn main() -> ExitCode {
         (
             "sqlite_relative_url_is_relative_to_the_working_directory",
             relative_url,
+        ),
+        (
+            "sqlite_a_killed_local_worker_is_reaped_without_waiting",
+            || {
+                let files = TempFiles::new();
+                killed_local_worker(&sqlite_url(&files));
+            },
+        ),
+        (
+            "postgres_a_killed_local_worker_is_reaped_without_waiting",
+            || {
+                let db = TempPostgres::create(false);
+                killed_local_worker(&db.url);
+            },
         ),
         ("postgres_eight_processes_number_400_trials_densely", || {
             let db = TempPostgres::create(false);
@@ -122,12 +138,18 @@ fn worker(args: &[String]) -> ExitCode {
                 }
                 Ok(())
             }
-            "hold" => {
+            "hold" | "hold-local" => {
                 for _ in 0..number(0)? {
                     trivial_trial(long)?;
                 }
                 let lease = Duration::from_millis(number(1)?);
-                let t = s.create_trial(study.id, &me, lease)?;
+                // `hold-local` says who it is, so a worker on this machine can tell it died.
+                let worker = Worker {
+                    name: me.clone(),
+                    process: (mode == "hold-local")
+                        .then(|| ProcessTable::new("/proc").current("this-host")),
+                };
+                let t = s.create_trial_for(study.id, &worker, lease)?;
                 s.set_params(t.id, &lr(-1.0))?;
                 s.report_intermediate(t.id, 1, 0.25, Some(4.0))?;
                 println!("holding {} {}", t.id, t.number);
@@ -293,6 +315,60 @@ fn killed_worker(url: &str) {
         .expect("a new worker continues");
     assert_eq!(next.number, 4, "numbering continues after the lost trial");
     s.finish_trial(next.id, &complete(4.0)).expect("finish");
+}
+
+/// A worker that said who it is (host, pid, process identity) holds a trial with a ten-minute
+/// lease and is killed with SIGKILL: a worker on the same machine sees at once that its process
+/// is gone, reaps the trial without waiting for the lease, and its parameters run again.
+fn killed_local_worker(url: &str) {
+    let s = greenlab_store::open(url).expect("open");
+    let study = s.create_study("kill-local", "{}").expect("create");
+    let mut child = spawn_worker(url, &study.name, &["hold-local", "2", "600000"]);
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the worker's output");
+    assert!(line.starts_with("holding "), "the worker said {line:?}");
+    let table = ProcessTable::new("/proc");
+    let held = s
+        .trials(study.id)
+        .expect("trials")
+        .into_iter()
+        .find(|t| t.state == TrialState::Running)
+        .expect("the held trial");
+    let process = held.process.clone().expect("the lease names its process");
+    assert_eq!(process.pid, child.id());
+    assert_eq!(process.host, "this-host");
+    assert_eq!(table.liveness(&process), Liveness::Alive);
+    child.kill().expect("SIGKILL the worker");
+    child.wait().expect("reap the worker process");
+    assert_eq!(table.liveness(&process), Liveness::Gone);
+    let started = Instant::now();
+    let gone = Gone {
+        trial: held.id,
+        worker: held.worker.clone().expect("worker name"),
+        reason: process_gone_reason(Some(&process)),
+    };
+    let reaped = s.reap_lost(study.id, &[gone], 2).expect("reap");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "reaped without waiting for the lease"
+    );
+    assert_eq!(reaped.len(), 1);
+    let retry = reaped[0].retried_as.expect("its parameters run again");
+    let trials = s.trials(study.id).expect("trials");
+    assert_eq!(trials.len(), 4, "2 complete, the lost one, its retry");
+    let lost = trials.iter().find(|t| t.id == held.id).expect("lost");
+    assert!(lost.was_lost());
+    assert_eq!(lost.retried_as(), Some(retry));
+    let r = trials.iter().find(|t| t.number == retry).expect("retry");
+    assert_eq!(r.state, TrialState::Waiting);
+    assert_eq!(r.params, lr(-1.0));
+    assert_eq!(r.retry_of, Some(held.number));
+    for t in trials.iter().filter(|t| t.number < 2) {
+        assert_eq!(t.state, TrialState::Complete, "completed trials intact");
+    }
 }
 
 /// `sqlite://name.db` is relative to the working directory.

@@ -366,6 +366,8 @@ mod tests {
             }),
             attrs: BTreeMap::new(),
             worker: None,
+            process: None,
+            retry_of: None,
             started_at: Some(0.0),
             finished_at: Some(finished),
         }

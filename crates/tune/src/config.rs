@@ -28,10 +28,12 @@
 //! timeout = "2h"
 //! energy_budget = "50kJ"
 //! target = 0.99
+//! max_retries = 2           # runs of a lost trial's parameters again (worker killed)
 //!
 //! [objective]               # command (external process) or train (built in)
 //! kind = "command"
 //! command = ["python", "train.py", "--lr", "{lr}"]
+//! timeout = "10m"           # a trial still running then fails (its process group is killed)
 //! ```
 
 use std::collections::BTreeMap;
@@ -138,9 +140,15 @@ impl Default for PrunerSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StopRules {
-    /// Number of finished trials (complete, pruned, failed or diverged) to run.
+    /// Number of trials to run. Finished trials count (complete, pruned, diverged, and failed
+    /// because the objective failed: non-zero exit, crash), while a trial interrupted or lost
+    /// with its worker does not, because it runs again (see `max_retries`).
     #[serde(default)]
     pub n_trials: Option<u64>,
+    /// How many times the parameters of a trial whose worker was lost (killed, lease expired)
+    /// are run again (default [`DEFAULT_MAX_RETRIES`]); after that the trial counts as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
     /// Wall time of this run, as seconds or text like `"90s"`, `"30min"`, `"2h"`.
     #[serde(default, with = "duration_text")]
     pub timeout: Option<Duration>,
@@ -152,7 +160,15 @@ pub struct StopRules {
     pub target: Option<f64>,
 }
 
+/// Retries of a lost trial when `[stop] max_retries` is not set.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
 impl StopRules {
+    /// The retry limit for lost trials.
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES)
+    }
+
     /// Whether no rule is set (the study would never end by itself).
     pub fn is_empty(&self) -> bool {
         self.n_trials.is_none()
@@ -186,6 +202,15 @@ pub struct ObjectiveSpec {
     /// Free settings for the objective (for `train`: network, dataset, epochs, ...).
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// Time limit of one trial, as seconds or text like `"10m"`: a trial still running then
+    /// is stopped (a command's whole process group is killed) and recorded as failed with the
+    /// energy it spent.
+    #[serde(
+        default,
+        with = "duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
 }
 
 impl StudyConfig {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod linalg;
 pub mod memory;
+pub mod process;
 pub mod pruner;
 pub mod sampler;
 pub mod space;
@@ -21,8 +22,9 @@ pub mod trial;
 
 pub use error::TuneError;
 pub use memory::MemoryStorage;
+pub use process::WorkerProcess;
 pub use pruner::Pruner;
 pub use sampler::{SampleContext, Sampler};
 pub use space::{Distribution, ParamValue, Params, SearchSpace};
-pub use storage::{Storage, StudyId, StudyRecord, TrialId};
+pub use storage::{Reaped, Storage, StudyId, StudyRecord, TrialId, Worker};
 pub use trial::{Direction, Intermediate, Objective, Trial, TrialEnergy, TrialOutcome, TrialState};

@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::TuneError;
 use crate::space::Params;
-use crate::storage::{Storage, StudyId, StudyRecord, TrialId};
+pub use crate::storage::LEASE_EXPIRED;
+use crate::storage::{
+    Gone, LOST, RETRIED_AS, Reaped, Storage, StudyId, StudyRecord, TrialId, Worker,
+};
 use crate::trial::{Intermediate, Trial, TrialOutcome, TrialState};
-
-/// Reason recorded on trials whose worker stopped renewing its lease.
-pub const LEASE_EXPIRED: &str = "worker lost: lease expired";
 
 /// A clock returning Unix seconds; replaceable so that tests control lease expiry.
 pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
@@ -113,6 +113,8 @@ fn new_trial(inner: &mut Inner, study: StudyId) -> Trial {
         energy: None,
         attrs: BTreeMap::new(),
         worker: None,
+        process: None,
+        retry_of: None,
         started_at: None,
         finished_at: None,
     }
@@ -152,10 +154,10 @@ impl Storage for MemoryStorage {
         Ok(studies)
     }
 
-    fn create_trial(
+    fn create_trial_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Trial, TuneError> {
         let now = self.now();
@@ -163,7 +165,8 @@ impl Storage for MemoryStorage {
         study_exists(&inner, study)?;
         let mut trial = new_trial(&mut inner, study);
         trial.state = TrialState::Running;
-        trial.worker = Some(worker.to_string());
+        trial.worker = Some(worker.name.clone());
+        trial.process = worker.process.clone();
         trial.started_at = Some(now);
         inner.rows.push(Row {
             study,
@@ -188,10 +191,10 @@ impl Storage for MemoryStorage {
         Ok(trial)
     }
 
-    fn claim_waiting(
+    fn claim_waiting_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Option<Trial>, TuneError> {
         let now = self.now();
@@ -204,7 +207,8 @@ impl Storage for MemoryStorage {
             .min_by_key(|r| r.trial.number);
         Ok(row.map(|r| {
             r.trial.state = TrialState::Running;
-            r.trial.worker = Some(worker.to_string());
+            r.trial.worker = Some(worker.name.clone());
+            r.trial.process = worker.process.clone();
             r.trial.started_at = Some(now);
             r.lease_until = now + lease.as_secs_f64();
             r.trial.clone()
@@ -334,29 +338,77 @@ impl Storage for MemoryStorage {
         Ok(trials)
     }
 
-    fn reap_expired(&self, study: StudyId) -> Result<usize, TuneError> {
+    fn reap_lost(
+        &self,
+        study: StudyId,
+        gone: &[Gone],
+        max_retries: u32,
+    ) -> Result<Vec<Reaped>, TuneError> {
         let now = self.now();
         let mut inner = self.lock();
         study_exists(&inner, study)?;
-        let mut reaped = 0;
-        for row in inner.rows.iter_mut().filter(|r| {
-            r.study == study && r.trial.state == TrialState::Running && r.lease_until <= now
-        }) {
+        let lost: Vec<(usize, String)> = inner
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.study == study && r.trial.state == TrialState::Running)
+            .filter_map(|(i, r)| {
+                if r.lease_until <= now {
+                    return Some((i, LEASE_EXPIRED.to_string()));
+                }
+                gone.iter()
+                    .find(|g| g.trial == r.trial.id && r.trial.worker.as_deref() == Some(&g.worker))
+                    .map(|g| (i, g.reason.clone()))
+            })
+            .collect();
+        let mut reaped = Vec::with_capacity(lost.len());
+        for (i, reason) in lost {
+            let original = inner.rows[i]
+                .trial
+                .retry_of
+                .unwrap_or(inner.rows[i].trial.number);
+            let retries = inner
+                .rows
+                .iter()
+                .filter(|r| r.study == study && r.trial.retry_of == Some(original))
+                .count();
+            let params = inner.rows[i].trial.params.clone();
+            let retried_as = if !params.is_empty() && retries < max_retries as usize {
+                let mut retry = new_trial(&mut inner, study);
+                retry.params = params;
+                retry.retry_of = Some(original);
+                let number = retry.number;
+                inner.rows.push(Row {
+                    study,
+                    trial: retry,
+                    lease_until: f64::INFINITY,
+                    outcome: None,
+                });
+                Some(number)
+            } else {
+                None
+            };
+            let row = &mut inner.rows[i];
             let mut attrs = BTreeMap::new();
-            attrs.insert("error".to_string(), serde_json::json!(LEASE_EXPIRED));
-            let outcome = TrialOutcome {
+            attrs.insert("error".to_string(), serde_json::json!(reason));
+            attrs.insert(LOST.to_string(), serde_json::json!(true));
+            if let Some(n) = retried_as {
+                attrs.insert(RETRIED_AS.to_string(), serde_json::json!(n));
+            }
+            row.trial.state = TrialState::Failed;
+            row.trial.attrs.extend(attrs.clone());
+            row.trial.finished_at = Some(now);
+            row.outcome = Some(TrialOutcome {
                 state: TrialState::Failed,
                 values: None,
                 energy: None,
                 attrs,
-            };
-            row.trial.state = TrialState::Failed;
-            row.trial
-                .attrs
-                .insert("error".into(), serde_json::json!(LEASE_EXPIRED));
-            row.trial.finished_at = Some(now);
-            row.outcome = Some(outcome);
-            reaped += 1;
+            });
+            reaped.push(Reaped {
+                number: row.trial.number,
+                retried_as,
+                reason,
+            });
         }
         Ok(reaped)
     }

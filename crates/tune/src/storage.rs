@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::TuneError;
+use crate::process::WorkerProcess;
 use crate::space::Params;
 use crate::trial::{Trial, TrialOutcome};
 
@@ -26,14 +27,75 @@ pub struct StudyRecord {
     pub created_at: f64,
 }
 
+/// Reason recorded under `attrs["error"]` on a trial whose worker stopped renewing its lease.
+pub const LEASE_EXPIRED: &str = "worker lost: lease expired";
+
+/// Attribute set to `true` on a trial that failed because its worker was lost.
+pub const LOST: &str = "lost";
+
+/// Attribute holding, on a lost trial, the number of the retry enqueued for it.
+pub const RETRIED_AS: &str = "retried_as";
+
+/// The reason recorded on a trial whose worker process is known to be gone.
+pub fn process_gone_reason(process: Option<&WorkerProcess>) -> String {
+    match process {
+        Some(p) => format!("worker lost: its process {} on {} is gone", p.pid, p.host),
+        None => "worker lost: its process is gone".to_string(),
+    }
+}
+
+/// A worker as it takes a trial: its name (unique per thread) and, when known, its process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Worker {
+    /// Name, unique among live workers (heartbeats and finishing check it).
+    pub name: String,
+    /// Host, process id and identity, so that a worker on the same machine can tell when this
+    /// one is gone.
+    pub process: Option<WorkerProcess>,
+}
+
+impl Worker {
+    /// A worker known only by name (its trials wait for their lease to expire if it dies).
+    pub fn named(name: &str) -> Worker {
+        Worker {
+            name: name.to_string(),
+            process: None,
+        }
+    }
+}
+
+/// A running trial whose worker process a worker on the same machine found gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gone {
+    /// The trial.
+    pub trial: TrialId,
+    /// The worker that held it (the trial is reaped only if it still does).
+    pub worker: String,
+    /// Why, for the trial's `error` attribute.
+    pub reason: String,
+}
+
+/// A trial [`Storage::reap_lost`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaped {
+    /// Its number.
+    pub number: u64,
+    /// The number of the waiting trial that runs its parameters again, if one was enqueued.
+    pub retried_as: Option<u64>,
+    /// Why it was lost.
+    pub reason: String,
+}
+
 /// Persistent storage of studies and trials, safe to share between threads, processes and
 /// machines (as far as the backend reaches).
 ///
 /// Contract:
 /// - Trial numbers are dense per study and never reused, whatever the concurrency.
 /// - A running trial is held by a lease that its worker renews with [`Storage::heartbeat`];
-///   once the lease has expired, [`Storage::reap_expired`] marks it failed (reason "worker
-///   lost: lease expired"), so a killed worker loses nothing but its unfinished trial.
+///   once the lease has expired, or a worker on the same machine finds the holder's process
+///   gone, [`Storage::reap_lost`] marks it failed ([`LOST`], reason under `error`) and enqueues
+///   its parameters again (`retry_of`, up to a retry limit), so a killed worker loses nothing
+///   but the time its unfinished trial had run.
 /// - [`Storage::finish_trial`] is idempotent: recording the same outcome again succeeds; a
 ///   different outcome for an already finished trial is a `TrialState` error.
 /// - All times are Unix seconds taken from the storage's clock where it has one.
@@ -45,23 +107,24 @@ pub trait Storage: Send + Sync {
     /// Every study, by name.
     fn list_studies(&self) -> Result<Vec<StudyRecord>, TuneError>;
 
-    /// Creates a running trial with the next number, leased to `worker` for `lease`.
-    fn create_trial(
+    /// Creates a running trial with the next number, leased to `worker` for `lease`; the
+    /// trial records the worker's name and process.
+    fn create_trial_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Trial, TuneError>;
 
     /// Enqueues a waiting trial with fixed parameters (it gets its number now).
     fn enqueue_trial(&self, study: StudyId, params: &Params) -> Result<Trial, TuneError>;
 
-    /// Atomically claims the oldest waiting trial (making it running, leased to `worker`);
-    /// `None` when there is none.
-    fn claim_waiting(
+    /// Atomically claims the oldest waiting trial (making it running, leased to `worker`,
+    /// recording the worker's name and process); `None` when there is none.
+    fn claim_waiting_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Option<Trial>, TuneError>;
 
@@ -89,8 +152,43 @@ pub trait Storage: Send + Sync {
     /// Every trial of the study, by number.
     fn trials(&self, study: StudyId) -> Result<Vec<Trial>, TuneError>;
 
-    /// Marks running trials whose lease has expired as failed; returns how many.
-    fn reap_expired(&self, study: StudyId) -> Result<usize, TuneError>;
+    /// Ends, in one transaction, every running trial of `study` whose worker is lost: its
+    /// lease has expired (reason [`LEASE_EXPIRED`]), or it is listed in `gone` and still held
+    /// by that worker. Each is marked failed with `error` = the reason and [`LOST`] = true;
+    /// if it has parameters and fewer than `max_retries` retries of its original trial exist,
+    /// a waiting trial with the same parameters is enqueued (its `retry_of` names the original,
+    /// the lost trial's [`RETRIED_AS`] names it). Returns the trials reaped, by number.
+    fn reap_lost(
+        &self,
+        study: StudyId,
+        gone: &[Gone],
+        max_retries: u32,
+    ) -> Result<Vec<Reaped>, TuneError>;
+
+    /// Creates a running trial leased to a worker known only by name.
+    fn create_trial(
+        &self,
+        study: StudyId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Trial, TuneError> {
+        self.create_trial_for(study, &Worker::named(worker), lease)
+    }
+
+    /// Claims the oldest waiting trial for a worker known only by name.
+    fn claim_waiting(
+        &self,
+        study: StudyId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Trial>, TuneError> {
+        self.claim_waiting_for(study, &Worker::named(worker), lease)
+    }
+
+    /// Ends running trials whose lease has expired, without retrying them; returns how many.
+    fn reap_expired(&self, study: StudyId) -> Result<usize, TuneError> {
+        Ok(self.reap_lost(study, &[], 0)?.len())
+    }
 
     /// The study of that name.
     fn study(&self, name: &str) -> Result<StudyRecord, TuneError> {

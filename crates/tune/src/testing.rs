@@ -20,9 +20,10 @@ use std::time::Duration;
 use greenlab_meter::{Joules, Seconds, Source};
 
 use crate::TuneError;
+use crate::process::WorkerProcess;
 use crate::sampler::{SampleContext, Sampler};
 use crate::space::{Distribution, ParamValue, Params, SearchSpace};
-use crate::storage::Storage;
+use crate::storage::{Gone, LEASE_EXPIRED, Storage, Worker};
 use crate::trial::{Direction, Objective, Trial, TrialEnergy, TrialOutcome, TrialState};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -34,6 +35,7 @@ pub fn check_storage(make: &dyn Fn() -> Box<dyn Storage>) {
     check_enqueue_and_claim(make().as_ref());
     check_params(make().as_ref());
     check_heartbeat_and_leases(make().as_ref());
+    check_lost_workers_and_retries(make().as_ref());
     check_finish(make().as_ref());
     check_intermediate(make().as_ref());
     check_concurrency(Arc::from(make()));
@@ -255,6 +257,157 @@ pub fn check_heartbeat_and_leases(s: &dyn Storage) {
     );
 }
 
+/// A worker with a process identity, as `greenlab` workers take trials.
+fn located(name: &str, host: &str, pid: u32) -> Worker {
+    Worker {
+        name: name.to_string(),
+        process: Some(WorkerProcess {
+            host: host.to_string(),
+            pid,
+            identity: format!("boot/pid:[1]/{}", 1000 + pid),
+        }),
+    }
+}
+
+/// Lost workers: trials record their worker's process; a trial whose worker is gone (listed
+/// by a worker on its machine, or with an expired lease) fails as lost and its parameters are
+/// enqueued again, linked to the original, until the retry limit; nothing else is touched.
+pub fn check_lost_workers_and_retries(s: &dyn Storage) {
+    let st = s.create_study("lost", "{}").expect("create");
+    let w1 = located("w1", "node-a", 11);
+    let t0 = s.create_trial_for(st.id, &w1, HOUR).expect("create");
+    assert_eq!(
+        t0.process, w1.process,
+        "create_trial_for returns the process"
+    );
+    s.set_params(t0.id, &params(0.1)).expect("params");
+    s.report_intermediate(t0.id, 1, 0.5, 2.0).expect("report");
+    let stored = s.trial(st.id, t0.id).expect("trial");
+    assert_eq!(stored.process, w1.process, "the process is stored");
+    assert_eq!(stored.host(), Some("node-a"));
+    assert_eq!(stored.retry_of, None);
+
+    // A finished trial and a trial of a live worker are left alone.
+    let done = s
+        .create_trial_for(st.id, &located("w9", "node-a", 19), HOUR)
+        .expect("create");
+    s.finish_trial(done.id, &complete_outcome(0.7))
+        .expect("finish");
+    let live = s
+        .create_trial_for(st.id, &located("w2", "node-b", 12), HOUR)
+        .expect("create");
+    let gone = |trial: &Trial, worker: &str| Gone {
+        trial: trial.id,
+        worker: worker.to_string(),
+        reason: format!("worker lost: its process {worker} is gone"),
+    };
+    let wrong_holder = s
+        .reap_lost(st.id, &[gone(&t0, "someone-else"), gone(&done, "w9")], 2)
+        .expect("reap");
+    assert!(
+        wrong_holder.is_empty(),
+        "a trial is reaped only while the named worker holds it: {wrong_holder:?}"
+    );
+
+    let reaped = s.reap_lost(st.id, &[gone(&t0, "w1")], 2).expect("reap");
+    assert_eq!(reaped.len(), 1, "{reaped:?}");
+    assert_eq!(reaped[0].number, t0.number);
+    let retry_number = reaped[0].retried_as.expect("a retry is enqueued");
+    assert!(
+        s.reap_lost(st.id, &[gone(&t0, "w1")], 2)
+            .expect("reap again")
+            .is_empty(),
+        "reaping is idempotent"
+    );
+    let trials = s.trials(st.id).expect("trials");
+    let by_number = |n: u64| trials.iter().find(|t| t.number == n).expect("trial");
+    let lost = by_number(t0.number);
+    assert_eq!(lost.state, TrialState::Failed);
+    assert!(lost.was_lost(), "{:?}", lost.attrs);
+    assert_eq!(lost.retried_as(), Some(retry_number));
+    assert_eq!(
+        lost.attrs.get("error").and_then(|v| v.as_str()),
+        Some("worker lost: its process w1 is gone")
+    );
+    assert_eq!(lost.intermediate.len(), 1, "intermediate values are kept");
+    let retry = by_number(retry_number);
+    assert_eq!(retry.state, TrialState::Waiting);
+    assert_eq!(
+        retry.params,
+        params(0.1),
+        "the retry runs the same parameters"
+    );
+    assert_eq!(retry.retry_of, Some(t0.number), "and names the original");
+    assert_eq!(by_number(live.number).state, TrialState::Running);
+    assert_eq!(by_number(done.number).state, TrialState::Complete);
+
+    // Retries of retries still name the original, and stop at the limit.
+    let w3 = located("w3", "node-c", 13);
+    let claimed = s
+        .claim_waiting_for(st.id, &w3, HOUR)
+        .expect("claim")
+        .expect("the retry waits");
+    assert_eq!(claimed.number, retry_number);
+    assert_eq!(claimed.process, w3.process, "a claim records the claimer");
+    assert_eq!(claimed.retry_of, Some(t0.number));
+    let second = s
+        .reap_lost(st.id, &[gone(&claimed, "w3")], 2)
+        .expect("reap");
+    let second_number = second[0].retried_as.expect("a second retry");
+    let claimed = s
+        .claim_waiting(st.id, "w4", HOUR)
+        .expect("claim")
+        .expect("the second retry waits");
+    assert_eq!(claimed.number, second_number);
+    assert_eq!(claimed.retry_of, Some(t0.number));
+    assert_eq!(
+        claimed.process, None,
+        "a worker known only by name records none"
+    );
+    let third = s
+        .reap_lost(st.id, &[gone(&claimed, "w4")], 2)
+        .expect("reap");
+    assert_eq!(
+        third[0].retried_as, None,
+        "two retries of the original exist: the limit is reached"
+    );
+    let last = s.trial(st.id, claimed.id).expect("trial");
+    assert!(last.was_lost() && last.retried_as().is_none());
+
+    // Expired leases are lost too; a trial without parameters has nothing to run again.
+    let expired = s.create_trial(st.id, "w5", Duration::ZERO).expect("create");
+    s.set_params(expired.id, &params(0.3)).expect("params");
+    let empty = s.create_trial(st.id, "w6", Duration::ZERO).expect("create");
+    let reaped = s.reap_lost(st.id, &[], 1).expect("reap");
+    assert_eq!(reaped.len(), 2, "{reaped:?}");
+    for r in &reaped {
+        assert_eq!(r.reason, LEASE_EXPIRED);
+        if r.number == expired.number {
+            assert!(r.retried_as.is_some(), "the expired trial runs again");
+        } else {
+            assert_eq!(r.number, empty.number);
+            assert_eq!(r.retried_as, None, "nothing to retry without parameters");
+        }
+    }
+    // reap_expired never retries.
+    let once = s.create_trial(st.id, "w7", Duration::ZERO).expect("create");
+    s.set_params(once.id, &params(0.4)).expect("params");
+    assert_eq!(s.reap_expired(st.id).expect("reap"), 1);
+    let after = s.trial(st.id, once.id).expect("trial");
+    assert!(after.was_lost() && after.retried_as().is_none());
+    let numbers: BTreeSet<u64> = s
+        .trials(st.id)
+        .expect("trials")
+        .iter()
+        .map(|t| t.number)
+        .collect();
+    assert_eq!(
+        numbers.len() as u64,
+        *numbers.iter().last().expect("trials") + 1,
+        "retries keep numbering dense"
+    );
+}
+
 /// Finishing is idempotent; a different outcome afterwards is an error; values and energy
 /// are kept exactly.
 pub fn check_finish(s: &dyn Storage) {
@@ -455,6 +608,8 @@ pub fn sampler_history(n: u64) -> Vec<Trial> {
                 }),
                 attrs: BTreeMap::new(),
                 worker: Some("w".into()),
+                process: None,
+                retry_of: None,
                 started_at: Some(0.0),
                 finished_at: Some(1.0),
             }
@@ -470,6 +625,8 @@ pub fn sampler_history(n: u64) -> Vec<Trial> {
         energy: None,
         attrs: BTreeMap::new(),
         worker: Some("w".into()),
+        process: None,
+        retry_of: None,
         started_at: Some(0.0),
         finished_at: None,
     });
@@ -558,6 +715,8 @@ pub fn trial(number: u64, params: Params, values: Option<Vec<f64>>, state: Trial
         energy: None,
         attrs: BTreeMap::new(),
         worker: None,
+        process: None,
+        retry_of: None,
         started_at: None,
         finished_at: None,
     }

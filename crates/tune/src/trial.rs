@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use greenlab_meter::{EnergyBasis, Joules, Provenance, Seconds, Source};
 use serde::{Deserialize, Serialize};
 
+use crate::process::WorkerProcess;
 use crate::space::Params;
 use crate::storage::TrialId;
 
@@ -41,7 +42,7 @@ pub enum TrialState {
     Complete,
     /// Stopped early by a pruner (its last intermediate value stands).
     Pruned,
-    /// The objective failed, or its worker died (lease expired).
+    /// The objective failed, or its worker died (see [`Trial::was_lost`]).
     Failed,
     /// Training diverged (NaN or infinite loss).
     Diverged,
@@ -178,10 +179,39 @@ pub struct Trial {
     pub attrs: BTreeMap<String, serde_json::Value>,
     /// Worker that ran (or runs) the trial.
     pub worker: Option<String>,
+    /// The worker's process and host, when the worker said (see [`crate::process`]).
+    #[serde(default)]
+    pub process: Option<WorkerProcess>,
+    /// For a retry of a trial whose worker was lost: the number of the first trial with these
+    /// parameters (every retry of it names that same trial).
+    #[serde(default)]
+    pub retry_of: Option<u64>,
     /// Unix time (seconds) the trial started, if it did.
     pub started_at: Option<f64>,
     /// Unix time (seconds) the trial ended, if it did.
     pub finished_at: Option<f64>,
+}
+
+impl Trial {
+    /// The host that ran (or runs) the trial, when known.
+    pub fn host(&self) -> Option<&str> {
+        self.process.as_ref().map(|p| p.host.as_str())
+    }
+
+    /// Whether the trial failed because its worker was lost (killed, lease expired) rather
+    /// than because its objective failed. See [`crate::storage::LOST`].
+    pub fn was_lost(&self) -> bool {
+        self.state == TrialState::Failed
+            && self.attrs.get(crate::storage::LOST) == Some(&serde_json::Value::Bool(true))
+    }
+
+    /// The number of the retry that runs this lost trial's parameters again, if one was
+    /// enqueued.
+    pub fn retried_as(&self) -> Option<u64> {
+        self.attrs
+            .get(crate::storage::RETRIED_AS)
+            .and_then(serde_json::Value::as_u64)
+    }
 }
 
 /// What a worker records when a trial ends. Recording the same outcome twice is harmless.

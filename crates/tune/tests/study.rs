@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use greenlab_meter::{Joules, Seconds, Source, Tracker};
 use greenlab_tune::config::StudyConfig;
+use greenlab_tune::process::ProcessTable;
 use greenlab_tune::study::{
     CommandObjective, ObjectiveError, ObjectiveFunction, ObjectiveOutput, RunOptions, StopReason,
     Study, TrialContext,
 };
-use greenlab_tune::{MemoryStorage, ParamValue, Params, Storage, TrialEnergy, TrialState};
+use greenlab_tune::{
+    MemoryStorage, ParamValue, Params, Storage, TrialEnergy, TrialState, Worker, WorkerProcess,
+};
 
 fn config(extra: &str) -> StudyConfig {
     StudyConfig::from_toml(&format!(
@@ -270,9 +273,13 @@ fn enqueued_trials_run_first_and_dead_workers_are_reaped() {
     let summary = joined
         .run(Arc::new(quadratic), &RunOptions::default())
         .unwrap();
-    assert_eq!(summary.trials_run, 3, "the queued trial and two new ones");
+    assert_eq!(
+        summary.trials_run, 4,
+        "the queued trial and three new ones: the lost trial never had parameters, so it does \
+         not count"
+    );
     let trials = joined.trials().unwrap();
-    assert_eq!(trials.len(), 4);
+    assert_eq!(trials.len(), 5);
     let d = trials.iter().find(|t| t.id == dead.id).unwrap();
     assert_eq!(d.state, TrialState::Failed);
     assert!(d.attrs["error"].as_str().unwrap().contains("lease expired"));
@@ -592,4 +599,306 @@ fn concurrent_workers_do_not_count_the_machine_twice() {
             t.attrs
         );
     }
+}
+
+/// The identity of a process that has exited (a worker killed on this machine).
+fn dead_process(table: &ProcessTable) -> WorkerProcess {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let identity = table.identity(child.id());
+    let pid = child.id();
+    child.wait().unwrap();
+    WorkerProcess {
+        host: "here".into(),
+        pid,
+        identity,
+    }
+}
+
+#[test]
+fn a_dead_local_worker_is_reaped_at_once_and_its_trial_runs_again() {
+    let storage = storage();
+    let study = Study::create(Arc::clone(&storage), config("[stop]\nn_trials = 3\n")).unwrap();
+    let id = study.record().id;
+    let table = ProcessTable::new("/proc");
+    // A worker of this machine died mid-trial; its lease would last an hour.
+    let dead = Worker {
+        name: "dead".into(),
+        process: Some(dead_process(&table)),
+    };
+    let lost = storage
+        .create_trial_for(id, &dead, Duration::from_secs(3600))
+        .unwrap();
+    let mut p = Params::new();
+    p.insert("x".into(), ParamValue::Float(0.5));
+    storage.set_params(lost.id, &p).unwrap();
+    // A live worker elsewhere (another machine): its trial is left to its lease.
+    let remote = Worker {
+        name: "remote".into(),
+        process: Some(WorkerProcess {
+            host: "elsewhere".into(),
+            pid: 1,
+            identity: "another-boot/pid:[1]/1".into(),
+        }),
+    };
+    let remote_trial = storage
+        .create_trial_for(id, &remote, Duration::from_secs(3600))
+        .unwrap();
+    let options = RunOptions {
+        process: Some(table.current("here")),
+        process_table: Some(table),
+        ..Default::default()
+    };
+    let summary = study.run(Arc::new(quadratic), &options).unwrap();
+    let trials = study.trials().unwrap();
+    let l = trials.iter().find(|t| t.id == lost.id).unwrap();
+    assert!(l.was_lost(), "{:?}", l.attrs);
+    assert!(
+        l.attrs["error"].as_str().unwrap().contains("is gone"),
+        "{:?}",
+        l.attrs
+    );
+    let retry = trials
+        .iter()
+        .find(|t| Some(t.number) == l.retried_as())
+        .expect("the retry");
+    assert_eq!(retry.retry_of, Some(lost.number));
+    assert_eq!(retry.params, p, "the same parameters ran again");
+    assert_eq!(retry.state, TrialState::Complete);
+    assert_eq!(retry.host(), Some("here"), "trials record their host");
+    let r = trials.iter().find(|t| t.id == remote_trial.id).unwrap();
+    assert_eq!(
+        r.state,
+        TrialState::Running,
+        "a remote lease is not reaped early"
+    );
+    // n_trials = 3 counts the remote running trial, the retry and one more: the lost one
+    // does not count.
+    assert_eq!(summary.trials_run, 2);
+    let counted = trials
+        .iter()
+        .filter(|t| greenlab_tune::study::counts_towards_n_trials(t))
+        .count();
+    assert_eq!(counted, 3);
+}
+
+#[test]
+fn retries_stop_at_max_retries_and_the_last_loss_counts() {
+    let storage = storage();
+    let study = Study::create(
+        Arc::clone(&storage),
+        config("[stop]\nn_trials = 1\nmax_retries = 1\n"),
+    )
+    .unwrap();
+    let id = study.record().id;
+    let mut p = Params::new();
+    p.insert("x".into(), ParamValue::Float(0.5));
+    // The original and its one retry both lose their worker.
+    let first = storage.create_trial(id, "a", Duration::ZERO).unwrap();
+    storage.set_params(first.id, &p).unwrap();
+    let reaped = storage.reap_lost(id, &[], 1).unwrap();
+    let retry = reaped[0].retried_as.unwrap();
+    let claimed = storage
+        .claim_waiting(id, "b", Duration::ZERO)
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.number, retry);
+    let summary = study
+        .run(Arc::new(quadratic), &RunOptions::default())
+        .unwrap();
+    assert_eq!(
+        summary.trials_run, 0,
+        "the second loss used up the retries and counts as the study's one trial"
+    );
+    let trials = study.trials().unwrap();
+    assert_eq!(trials.len(), 2);
+    assert!(trials.iter().all(|t| t.was_lost()));
+    assert_eq!(trials[1].retried_as(), None);
+}
+
+/// Whether a live process is still in process group `pgid` (zombies, killed but not yet
+/// reaped by whoever adopted them, do not count).
+fn group_alive(pgid: i32) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        // Fields after the name: state, ppid, pgrp, ...
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+    })
+}
+
+#[test]
+fn a_timed_out_command_fails_with_its_energy_and_its_whole_group_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pgid");
+    let script = format!(
+        "echo $$ > {}; sleep 60 & sleep 60; echo '{{\"accuracy\": 1}}'",
+        pid_file.display()
+    );
+    let study = Study::create(
+        storage(),
+        config("[stop]\nn_trials = 1\n[objective]\ntimeout = \"0.5s\"\n"),
+    )
+    .unwrap();
+    let objective = CommandObjective::new(
+        vec!["sh".into(), "-c".into(), script],
+        &study.config().search_space(),
+        Arc::new(Tracker::estimate_only()),
+    )
+    .unwrap();
+    let options = RunOptions {
+        tracker: Some(Arc::new(Tracker::estimate_only())),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    study.run(Arc::new(objective), &options).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the trial was stopped, not waited for"
+    );
+    let t = &study.trials().unwrap()[0];
+    assert_eq!(t.state, TrialState::Failed);
+    assert_eq!(t.attrs["timed_out"], serde_json::json!(true));
+    assert!(
+        t.attrs["error"].as_str().unwrap().contains("timed out"),
+        "{:?}",
+        t.attrs
+    );
+    assert!(t.energy.is_some(), "a timed-out trial keeps its energy");
+    let pgid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !group_alive(pgid),
+        "the background sleep of the timed-out shell was killed with it"
+    );
+}
+
+#[test]
+fn a_finished_command_leaves_nothing_running_in_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pgid");
+    // The background job keeps stdout open: the trial ends only because its group is killed
+    // once the shell exits.
+    let script = format!(
+        "echo $$ > {}; sleep 60 & echo '{{\"accuracy\": 0.5}}'",
+        pid_file.display()
+    );
+    let (study, objective) = command_study(&["sh", "-c", &script], 1);
+    let started = std::time::Instant::now();
+    study.run(objective, &RunOptions::default()).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let t = &study.trials().unwrap()[0];
+    assert_eq!(t.state, TrialState::Complete, "{:?}", t.attrs);
+    let pgid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!group_alive(pgid), "the background job was killed");
+}
+
+#[test]
+fn each_worker_gets_its_own_device_and_trial_number() {
+    let study = Study::create(storage(), config("[stop]\nn_trials = 6\n")).unwrap();
+    let objective = CommandObjective::new(
+        vec![
+            "sh".into(),
+            "-c".into(),
+            "echo \"{\\\"accuracy\\\": $GREENLAB_TRIAL, \\\"device\\\": $CUDA_VISIBLE_DEVICES, \\\"worker\\\": $GREENLAB_WORKER}\"".into(),
+        ],
+        &study.config().search_space(),
+        Arc::new(Tracker::estimate_only()),
+    )
+    .unwrap()
+    .with_devices(vec!["4".into(), "7".into()]);
+    let options = RunOptions {
+        workers: 2,
+        ..Default::default()
+    };
+    study.run(Arc::new(objective), &options).unwrap();
+    for t in study.trials().unwrap() {
+        assert_eq!(t.state, TrialState::Complete, "{:?}", t.attrs);
+        let m = &t.attrs["metrics"];
+        assert_eq!(m["accuracy"].as_f64(), Some(t.number as f64));
+        let worker = m["worker"].as_f64().unwrap() as usize;
+        let device = m["device"].as_f64().unwrap();
+        assert_eq!(device, [4.0, 7.0][worker % 2], "worker {worker}");
+    }
+}
+
+#[test]
+fn energy_per_host_sums_known_figures_and_flags_processes_sharing_a_host() {
+    let trial = |number: u64, params: Params, values: Option<Vec<f64>>, state: TrialState| {
+        greenlab_tune::Trial {
+            id: number as i64,
+            number,
+            state,
+            params,
+            values,
+            intermediate: Vec::new(),
+            energy: None,
+            attrs: BTreeMap::new(),
+            worker: None,
+            process: None,
+            retry_of: None,
+            started_at: None,
+            finished_at: None,
+        }
+    };
+    let at = |host: &str, pid: u32| WorkerProcess {
+        host: host.into(),
+        pid,
+        identity: format!("b/ns/{pid}"),
+    };
+    let run = |n: u64, p: WorkerProcess, span: (f64, f64), joules: Option<f64>| {
+        let mut t = trial(n, Params::new(), Some(vec![0.5]), TrialState::Complete);
+        t.process = Some(p);
+        t.started_at = Some(span.0);
+        t.finished_at = Some(span.1);
+        t.energy = joules.and_then(energy);
+        t
+    };
+    let trials = vec![
+        run(0, at("a", 1), (0.0, 10.0), Some(5.0)),
+        run(1, at("a", 2), (5.0, 15.0), Some(7.0)), // overlaps trial 0, another process
+        run(2, at("a", 1), (20.0, 30.0), None),     // unknown energy
+        run(3, at("b", 9), (0.0, 10.0), Some(3.0)),
+        trial(4, Params::new(), None, TrialState::Waiting), // never ran: not counted
+    ];
+    let by_host = greenlab_tune::study::energy_by_host(&trials);
+    assert_eq!(by_host.hosts.len(), 2);
+    let a = &by_host.hosts[0];
+    assert_eq!(
+        (a.host.as_str(), a.trials, a.unknown, a.processes),
+        ("a", 3, 1, 2)
+    );
+    assert_eq!(
+        a.joules, 12.0,
+        "unknown energy is left out, not counted as 0"
+    );
+    assert_eq!(a.overlapping, 2);
+    let b = &by_host.hosts[1];
+    assert_eq!(
+        (b.host.as_str(), b.trials, b.joules, b.processes),
+        ("b", 1, 3.0, 1)
+    );
+    assert_eq!(b.overlapping, 0);
+    assert_eq!(by_host.joules, 15.0);
+    assert_eq!(by_host.unknown, 1);
+    let notes = greenlab_tune::study::energy_by_host_notes(&by_host).join("\n");
+    assert!(
+        notes.contains("1 trial(s) have no energy figure"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("each see the whole host") && notes.contains("a (2 trials)"),
+        "{notes}"
+    );
 }

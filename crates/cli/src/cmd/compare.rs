@@ -53,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for name in &args.studies {
         let record = storage
             .study(name)
-            .with_context(|| format!("in {}", args.storage))?;
+            .with_context(|| format!("in {}", greenlab_store::redact_url(&args.storage)))?;
         let config = StudyConfig::from_json(&record.spec_json).ok();
         let d = config
             .as_ref()

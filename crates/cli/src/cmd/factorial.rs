@@ -145,8 +145,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .storage
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", args.out.join("greenlab.db").display()));
-    let storage = greenlab_store::open(&url).with_context(|| format!("opening storage {url}"))?;
-    eprintln!("storage: {url} (rerun the same command to resume)");
+    let storage = super::tune::open_storage(&url)?;
+    eprintln!(
+        "storage: {} (rerun the same command to resume)",
+        greenlab_store::redact_url(&url)
+    );
     let worker = format!("factorial-{}", std::process::id());
     let runs = factorial::run(
         storage.as_ref(),

@@ -116,9 +116,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     eprintln!("energy: {}", described.join(", "));
     let url = storage_url(&args);
-    let storage: Arc<dyn greenlab_tune::Storage> =
-        Arc::from(greenlab_store::open(&url).with_context(|| format!("opening storage {url}"))?);
-    eprintln!("storage: {url} (rerun the same command to resume)");
+    let storage: Arc<dyn greenlab_tune::Storage> = Arc::from(super::tune::open_storage(&url)?);
+    eprintln!(
+        "storage: {} (rerun the same command to resume)",
+        greenlab_store::redact_url(&url)
+    );
 
     let setup = Setup {
         engine: args.engine.clone(),

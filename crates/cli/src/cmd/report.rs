@@ -212,11 +212,43 @@ pub fn train_report(r: &TrainResult, args: &Args) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// Energy per host and in total, with what the figures mean when worker processes share a host.
+fn host_section(trials: &[greenlab_tune::Trial]) -> Section {
+    let by_host = greenlab_tune::study::energy_by_host(trials);
+    let mut table = Table::new([
+        "host",
+        "trials",
+        "energy",
+        "unknown energy",
+        "worker processes",
+    ]);
+    for h in &by_host.hosts {
+        table.push_row([
+            Cell::text(h.host.clone()),
+            Cell::count(h.trials as u64),
+            Cell::joules(h.joules),
+            Cell::count(h.unknown as u64),
+            Cell::count(h.processes as u64),
+        ]);
+    }
+    table.push_row([
+        Cell::text("total"),
+        Cell::count(by_host.hosts.iter().map(|h| h.trials as u64).sum()),
+        Cell::joules(by_host.joules),
+        Cell::count(by_host.unknown as u64),
+        Cell::Empty,
+    ]);
+    let mut section = Section::new("Energy per host").with(Block::Table(table));
+    for note in greenlab_tune::study::energy_by_host_notes(&by_host) {
+        section.push(Block::Paragraph(note));
+    }
+    section
+}
+
 /// A report of a tuning study: trials, best-so-far against cumulative energy, accuracy vs energy.
 fn study_report(url: &str, name: &str) -> anyhow::Result<Report> {
-    let storage: std::sync::Arc<dyn greenlab_tune::Storage> = std::sync::Arc::from(
-        greenlab_store::open(url).with_context(|| format!("opening storage {url}"))?,
-    );
+    let storage: std::sync::Arc<dyn greenlab_tune::Storage> =
+        std::sync::Arc::from(super::tune::open_storage(url)?);
     let study = Study::open(storage, name)?;
     let mut trials = study.trials()?;
     trials.sort_by_key(|t| t.number);
@@ -332,6 +364,7 @@ fn study_report(url: &str, name: &str) -> anyhow::Result<Report> {
         pareto_front: front,
     }));
     report.push(plots);
+    report.push(host_section(&trials));
     report.push(Section::new("Trials").with(Block::Table(table)));
     report.push(Section::new("Definition").with(Block::Code(study.config().to_json())));
     Ok(report)

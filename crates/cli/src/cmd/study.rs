@@ -23,6 +23,22 @@ pub struct Args {
 /// What to do.
 #[derive(clap::Subcommand, Debug)]
 pub enum Action {
+    /// Store a study from its TOML definition without running anything (then start workers
+    /// anywhere with `greenlab worker`, e.g. from a Slurm array or a Kubernetes Job).
+    Create {
+        /// Study definition (TOML), as for `greenlab tune`.
+        #[arg(long)]
+        config: PathBuf,
+        /// Where the study lives.
+        #[arg(long)]
+        storage: String,
+        /// Study name (overrides `name` in the config).
+        #[arg(long)]
+        study: Option<String>,
+        /// The objective command (overrides [objective] command).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Every study in the storage with its trial counts, best value and energy.
     List {
         /// Where the studies live.
@@ -38,7 +54,8 @@ pub enum Action {
         #[arg(long)]
         study: String,
     },
-    /// One study's trials as CSV or JSON.
+    /// One study's trials as CSV or JSON, or the whole study as an Optuna storage (SQLite,
+    /// needs --out) that optuna.load_study and optuna-dashboard open.
     Export {
         /// Where the study lives.
         #[arg(long)]
@@ -46,7 +63,7 @@ pub enum Action {
         /// Study name.
         #[arg(long)]
         study: String,
-        /// csv or json.
+        /// csv, json or optuna.
         #[arg(long, default_value = "csv")]
         format: Format,
         /// Output file (written atomically); standard output when absent.
@@ -62,11 +79,20 @@ pub enum Format {
     Csv,
     /// The study record, its definition and every trial.
     Json,
+    /// Optuna's RDB schema in a SQLite file (parameters, distributions, values, states,
+    /// intermediate values; energy, host and greenlab attributes as user attributes).
+    Optuna,
 }
 
 /// Runs `greenlab study`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.action {
+        Action::Create {
+            config,
+            storage,
+            study,
+            command,
+        } => create(&config, &storage, study, command),
         Action::List { storage } => list(open_storage(&storage)?.as_ref()),
         Action::Show { storage, study } => show(open_storage(&storage)?.as_ref(), &study),
         Action::Export {
@@ -81,6 +107,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let text = match format {
                 Format::Csv => trials_csv(&record, &trials),
                 Format::Json => trials_json(&record, &trials)?,
+                Format::Optuna => {
+                    let Some(path) = out else {
+                        bail!("--format optuna writes a SQLite file: give it with --out study.db");
+                    };
+                    greenlab_store::export_optuna(&path, &record, &trials)?;
+                    println!(
+                        "wrote {} trials of study {:?} to {} (Optuna storage: optuna.load_study(study_name={:?}, storage=\"sqlite:///{}\"))",
+                        trials.len(),
+                        record.name,
+                        path.display(),
+                        record.name,
+                        std::path::absolute(&path).unwrap_or(path.clone()).display()
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
             };
             match out {
                 Some(path) => write_atomically(&path, text.as_bytes())?,
@@ -91,6 +132,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn create(
+    path: &Path,
+    url: &str,
+    name: Option<String>,
+    command: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read study config {}", path.display()))?;
+    let mut config: StudyConfig = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("malformed study TOML: {e}"))
+        .with_context(|| format!("in {}", path.display()))?;
+    if let Some(name) = name {
+        config.name = name;
+    }
+    if !command.is_empty() {
+        config.objective.kind = greenlab_tune::config::ObjectiveKind::Command;
+        config.objective.command = command;
+    }
+    config
+        .validate()
+        .with_context(|| format!("in {}", path.display()))?;
+    let shown = greenlab_store::redact_url(url);
+    let storage = open_storage(url)?;
+    let study = greenlab_tune::study::Study::create(std::sync::Arc::from(storage), config)
+        .with_context(|| format!("cannot create the study in {shown}"))?;
+    let c = study.config();
+    let objective = match c.objective.kind {
+        greenlab_tune::config::ObjectiveKind::Command => {
+            format!(" -- {}", super::worker::shell_words(&c.objective.command))
+        }
+        greenlab_tune::config::ObjectiveKind::Train => String::new(),
+    };
+    println!(
+        "study {:?} is stored in {shown} ({} trials so far); start workers with:\n  greenlab worker --storage {shown} --study {:?}{objective}",
+        c.name,
+        study.trials()?.len(),
+        c.name
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn first_direction(record: &StudyRecord) -> Option<greenlab_tune::Direction> {
@@ -176,8 +258,13 @@ fn show(storage: &dyn Storage, name: &str) -> anyhow::Result<ExitCode> {
             .and_then(|e| e.as_str())
             .map(|e| format!("  ({})", e.lines().next().unwrap_or("")))
             .unwrap_or_default();
+        let retry = match (t.retry_of, t.retried_as()) {
+            (Some(original), _) => format!("  [retry of trial {original}]"),
+            (None, Some(n)) => format!("  [runs again as trial {n}]"),
+            _ => String::new(),
+        };
         println!(
-            "{:>6} {:<9} {:>24} {:>12} {:<10} {}{error}",
+            "{:>6} {:<9} {:>24} {:>12} {:<10} {}{error}{retry}",
             t.number,
             t.state.as_str(),
             values,
@@ -186,7 +273,37 @@ fn show(storage: &dyn Storage, name: &str) -> anyhow::Result<ExitCode> {
             params.join(" ")
         );
     }
+    print_energy_by_host(&trials);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The per-host energy table of `study show`, with the caveat on worker processes that share
+/// a host.
+fn print_energy_by_host(trials: &[Trial]) {
+    let by_host = greenlab_tune::study::energy_by_host(trials);
+    if by_host.hosts.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<32} {:>7} {:>14} {:>8} {:>10}",
+        "host", "trials", "energy (J)", "unknown", "processes"
+    );
+    for h in &by_host.hosts {
+        println!(
+            "{:<32} {:>7} {:>14.1} {:>8} {:>10}",
+            h.host, h.trials, h.joules, h.unknown, h.processes
+        );
+    }
+    println!(
+        "{:<32} {:>7} {:>14.1} {:>8}",
+        "total",
+        by_host.hosts.iter().map(|h| h.trials).sum::<usize>(),
+        by_host.joules,
+        by_host.unknown
+    );
+    for line in greenlab_tune::study::energy_by_host_notes(&by_host) {
+        println!("{line}");
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -223,6 +340,8 @@ pub fn trials_csv(record: &StudyRecord, trials: &[Trial]) -> String {
             "duration_s",
             "steps",
             "worker",
+            "host",
+            "retry_of",
             "started_at",
             "finished_at",
         ]
@@ -272,6 +391,8 @@ pub fn trials_csv(record: &StudyRecord, trials: &[Trial]) -> String {
         row.push(opt(t.energy.as_ref().map(|e| e.duration.0)));
         row.push(t.intermediate.len().to_string());
         row.push(t.worker.clone().unwrap_or_default());
+        row.push(t.host().unwrap_or_default().to_string());
+        row.push(t.retry_of.map(|n| n.to_string()).unwrap_or_default());
         row.push(opt(t.started_at));
         row.push(opt(t.finished_at));
         for p in &params {

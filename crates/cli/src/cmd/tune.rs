@@ -1,7 +1,9 @@
 //! `greenlab tune`: run a hyperparameter study from a TOML definition, with N local workers.
 //!
-//! Also holds what `worker`, `study` and `compare` share: [`open_storage`] (URL → storage),
-//! [`build_objective`] (study definition → objective) and the progress printer.
+//! Also holds what `worker`, `study` and `compare` share: [`open_storage`] (URL → storage, with
+//! libpq's password sources; every command that takes `--storage` opens it here and prints it
+//! only through `redact_url`), [`build_objective`] (study definition → objective) and the
+//! progress printer.
 //!
 //! The built-in training objective (`[objective] kind = "train"`) is supplied by whoever wires
 //! `greenlab train` into tuning: pass a [`TrainObjectiveFactory`] to [`run_with`] /
@@ -14,11 +16,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use greenlab_meter::{Provenance, Tracker};
+use greenlab_store::{PasswordSources, redact_url};
 use greenlab_tune::config::{ObjectiveKind, StudyConfig, parse_duration, parse_energy};
+use greenlab_tune::process::ProcessTable;
 use greenlab_tune::study::{
     CommandObjective, ObjectiveFunction, Observer, RunOptions, RunSummary, StopReason, Study,
 };
-use greenlab_tune::{Storage, Trial, TrialOutcome, TrialState};
+use greenlab_tune::{Reaped, Storage, Trial, TrialOutcome, TrialState};
 
 use crate::meters::MeterArgs;
 
@@ -60,10 +64,54 @@ pub struct Args {
     /// Lease of a running trial in seconds; a worker silent this long is presumed dead.
     #[arg(long, default_value_t = 60)]
     pub lease_s: u64,
+    #[command(flatten)]
+    pub placement: Placement,
     /// The objective command, `{name}` replaced by parameter values; its last stdout line of
     /// JSON holds the metrics (e.g. -- python train.py --lr {lr}).
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+/// Where this process's workers run: the host name trials record, and one GPU per worker.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Placement {
+    /// Name of this machine in the trials' records and the per-host energy (default: its host
+    /// name; on Kubernetes pass the node's name, so pods of one node count as one machine).
+    #[arg(long)]
+    pub host_name: Option<String>,
+    /// Give each worker its own GPU: worker i's trial commands see only the i-th device of
+    /// CUDA_VISIBLE_DEVICES (or GPU i when it is unset). Use with --workers = GPUs.
+    #[arg(long)]
+    pub gpu_per_worker: bool,
+}
+
+impl Placement {
+    /// The host name trials record.
+    pub fn host(&self) -> String {
+        self.host_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "host".into())
+        })
+    }
+
+    /// The device of each worker, when `--gpu-per-worker` is given.
+    pub fn devices(&self, workers: usize) -> Vec<String> {
+        if !self.gpu_per_worker {
+            return Vec::new();
+        }
+        match std::env::var("CUDA_VISIBLE_DEVICES") {
+            Ok(list) if !list.trim().is_empty() => list
+                .split(',')
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            _ => (0..workers.max(1)).map(|i| i.to_string()).collect(),
+        }
+    }
 }
 
 /// Builds the built-in training objective from a study definition (`[objective] options`)
@@ -103,18 +151,23 @@ pub fn run_with(args: Args, train: &TrainObjectiveFactory) -> anyhow::Result<Exi
     config.validate()?;
     let storage = open_storage(&args.storage)?;
     let study = Study::create(Arc::from(storage), config)
-        .with_context(|| format!("cannot create the study in {}", args.storage))?;
+        .with_context(|| format!("cannot create the study in {}", redact_url(&args.storage)))?;
     let tracker = build_tracker(&args.meter, study.config())?;
-    let objective = build_objective(study.config(), Arc::clone(&tracker), train)?;
+    let objective = build_objective(
+        study.config(),
+        Arc::clone(&tracker),
+        train,
+        args.placement.devices(args.workers),
+    )?;
     eprintln!(
         "study {:?} in {}: sampler {}, pruner {}, {} worker(s)",
         study.config().name,
-        args.storage,
+        redact_url(&args.storage),
         study.config().sampler.name,
         study.config().pruner.name,
         args.workers
     );
-    let options = run_options(args.workers, args.lease_s, tracker);
+    let options = run_options(args.workers, args.lease_s, tracker, &args.placement);
     let summary = study.run(objective, &options)?;
     print_summary(&study, &summary)?;
     interrupted_exit(&study, &summary)
@@ -152,9 +205,18 @@ fn parse_config_with_overrides(text: &str, args: &Args) -> anyhow::Result<StudyC
 }
 
 /// Opens a study storage from its URL: `sqlite:///abs.db`, `sqlite://rel.db`, `postgres://…`,
-/// `memory:`.
+/// `memory:`. A PostgreSQL URL without a password takes it from `PGPASSWORD` or the password
+/// file (`PGPASSFILE`, default `~/.pgpass`), as libpq does.
 pub fn open_storage(url: &str) -> anyhow::Result<Box<dyn Storage>> {
-    greenlab_store::open(url).with_context(|| "cannot open the study storage".to_string())
+    let passwords = PasswordSources {
+        password: std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()),
+        passfile: std::env::var_os("PGPASSFILE")
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass"))),
+    };
+    greenlab_store::open_with(url, &passwords)
+        .with_context(|| format!("cannot open the study storage {}", redact_url(url)))
 }
 
 /// The energy tracker for a study: built from `--meter` and friends by the one builder, for
@@ -193,18 +255,23 @@ pub fn require_energy(config: &StudyConfig, provenance: Provenance) -> anyhow::R
     Ok(())
 }
 
-/// The objective a study definition names.
+/// The objective a study definition names; `devices` gives each worker of a command
+/// objective its own GPU (see [`Placement::devices`]).
 pub fn build_objective(
     config: &StudyConfig,
     tracker: Arc<Tracker>,
     train: &TrainObjectiveFactory,
+    devices: Vec<String>,
 ) -> anyhow::Result<Arc<dyn ObjectiveFunction>> {
     Ok(match config.objective.kind {
-        ObjectiveKind::Command => Arc::new(CommandObjective::new(
-            config.objective.command.clone(),
-            &config.search_space(),
-            tracker,
-        )?),
+        ObjectiveKind::Command => Arc::new(
+            CommandObjective::new(
+                config.objective.command.clone(),
+                &config.search_space(),
+                tracker,
+            )?
+            .with_devices(devices),
+        ),
         ObjectiveKind::Train => train(config, tracker)?,
     })
 }
@@ -222,15 +289,23 @@ pub fn interrupted_exit(study: &Study, summary: &RunSummary) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// Run options with a progress printer and a Ctrl-C handler, named after this host and process.
-pub fn run_options(workers: usize, lease_s: u64, tracker: Arc<Tracker>) -> RunOptions {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
+/// Run options with a progress printer and a Ctrl-C handler, named after this host and process;
+/// trials record this process (host, pid, identity), and trials of local workers whose process
+/// is gone are reaped at once.
+pub fn run_options(
+    workers: usize,
+    lease_s: u64,
+    tracker: Arc<Tracker>,
+    placement: &Placement,
+) -> RunOptions {
+    let host = placement.host();
+    let table = ProcessTable::new("/proc");
     RunOptions {
         workers: workers.max(1),
         lease: Duration::from_secs(lease_s.max(1)),
         worker_prefix: format!("{host}/pid{}", std::process::id()),
+        process: Some(table.current(&host)),
+        process_table: Some(table),
         tracker: Some(tracker),
         observer: Some(Arc::new(Progress)),
         cancel: crate::interrupt::install(),
@@ -272,6 +347,16 @@ impl Observer for Progress {
             outcome.state.as_str()
         );
     }
+
+    fn trials_lost(&self, reaped: &[Reaped]) {
+        for r in reaped {
+            let retry = match r.retried_as {
+                Some(n) => format!("; its parameters run again as trial {n}"),
+                None => "; not retried (no parameters, or its retries are used up)".into(),
+            };
+            eprintln!("trial {:>4} lost     {}{retry}", r.number, r.reason);
+        }
+    }
 }
 
 /// Prints why the run stopped, the best trial(s) and the energy spent.
@@ -285,13 +370,19 @@ pub fn print_summary(study: &Study, summary: &RunSummary) -> anyhow::Result<()> 
         summary.trials_run
     );
     let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
+    let lost = trials.iter().filter(|t| t.was_lost()).count();
     println!(
-        "study {:?}: {} trials ({} complete, {} pruned, {} failed, {} diverged), {} J in all",
+        "study {:?}: {} trials ({} complete, {} pruned, {} failed{}, {} diverged), {} J in all",
         study.config().name,
         trials.len(),
         count(TrialState::Complete),
         count(TrialState::Pruned),
         count(TrialState::Failed),
+        if lost > 0 {
+            format!(" of which {lost} lost with their worker")
+        } else {
+            String::new()
+        },
         count(TrialState::Diverged),
         crate::cmd::study::format_spent(&greenlab_tune::study::energy_spent(&trials))
     );

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use greenlab_store::PostgresStorage;
+use greenlab_tune::storage::Gone;
 use greenlab_tune::{
-    Params, Storage, StudyId, StudyRecord, Trial, TrialId, TrialOutcome, TrialState, TuneError,
+    Params, Reaped, Storage, StudyId, StudyRecord, Trial, TrialId, TrialOutcome, TrialState,
+    TuneError, Worker,
 };
 
 /// The variable that carries the test server's URL.
@@ -107,24 +109,24 @@ impl Storage for TempPostgres {
     fn list_studies(&self) -> Result<Vec<StudyRecord>, TuneError> {
         self.s().list_studies()
     }
-    fn create_trial(
+    fn create_trial_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Trial, TuneError> {
-        self.s().create_trial(study, worker, lease)
+        self.s().create_trial_for(study, worker, lease)
     }
     fn enqueue_trial(&self, study: StudyId, params: &Params) -> Result<Trial, TuneError> {
         self.s().enqueue_trial(study, params)
     }
-    fn claim_waiting(
+    fn claim_waiting_for(
         &self,
         study: StudyId,
-        worker: &str,
+        worker: &Worker,
         lease: Duration,
     ) -> Result<Option<Trial>, TuneError> {
-        self.s().claim_waiting(study, worker, lease)
+        self.s().claim_waiting_for(study, worker, lease)
     }
     fn set_params(&self, trial: TrialId, params: &Params) -> Result<(), TuneError> {
         self.s().set_params(trial, params)
@@ -147,8 +149,13 @@ impl Storage for TempPostgres {
     fn trials(&self, study: StudyId) -> Result<Vec<Trial>, TuneError> {
         self.s().trials(study)
     }
-    fn reap_expired(&self, study: StudyId) -> Result<usize, TuneError> {
-        self.s().reap_expired(study)
+    fn reap_lost(
+        &self,
+        study: StudyId,
+        gone: &[Gone],
+        max_retries: u32,
+    ) -> Result<Vec<Reaped>, TuneError> {
+        self.s().reap_lost(study, gone, max_retries)
     }
     fn study(&self, name: &str) -> Result<StudyRecord, TuneError> {
         self.s().study(name)

@@ -113,6 +113,8 @@ pub(crate) mod test_support {
             energy: None,
             attrs: BTreeMap::new(),
             worker: None,
+            process: None,
+            retry_of: None,
             started_at: None,
             finished_at: None,
         }

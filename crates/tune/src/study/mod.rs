@@ -30,6 +30,8 @@ mod worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 pub use command::{CommandObjective, substitute};
 pub use objective::{
     ObjectiveError, ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy,
@@ -155,6 +157,150 @@ pub fn was_interrupted(trial: &Trial) -> bool {
         && trial.attrs.get("interrupted") == Some(&serde_json::Value::Bool(true))
 }
 
+/// Whether a trial counts towards `[stop] n_trials`. Waiting, running and finished trials
+/// (complete, pruned, diverged, and failed because the objective failed) count; a trial that
+/// did not finish through no fault of its parameters does not, because it runs again: an
+/// interrupted one (Ctrl-C), or one lost with its worker (killed, lease expired) that was
+/// retried or never had parameters. A lost trial whose retries are used up counts as failed.
+pub fn counts_towards_n_trials(trial: &Trial) -> bool {
+    if was_interrupted(trial) {
+        return false;
+    }
+    if trial.was_lost() {
+        return trial.retried_as().is_none() && !trial.params.is_empty();
+    }
+    true
+}
+
+/// A trial's attributed energy in joules, when known. Every sum over trials (per host,
+/// exports) reads the figure through here, so they agree on what counts as known.
+pub fn trial_joules(trial: &Trial) -> Option<f64> {
+    trial
+        .energy
+        .as_ref()
+        .and_then(|e| e.figure(EnergyBasis::Attributed))
+        .map(|j| j.0)
+}
+
+/// Energy of the trials one host ran.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HostEnergy {
+    /// Host name (`unknown` for trials that recorded none).
+    pub host: String,
+    /// Finished trials that ran there.
+    pub trials: usize,
+    /// Sum of the known figures.
+    pub joules: f64,
+    /// Finished trials whose energy is unknown (never counted as 0).
+    pub unknown: usize,
+    /// Distinct worker processes that ran them.
+    pub processes: usize,
+    /// Trials that ran while a trial of another worker process of the same host ran: each
+    /// process's meter reads the whole machine, so such figures overlap and their sum counts
+    /// that time more than once.
+    pub overlapping: usize,
+}
+
+/// A study's energy per host and in total.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnergyByHost {
+    /// One entry per host, by name.
+    pub hosts: Vec<HostEnergy>,
+    /// Sum of every known figure.
+    pub joules: f64,
+    /// Finished trials whose energy is unknown.
+    pub unknown: usize,
+}
+
+/// Groups the energy of finished trials by the host that ran them (see [`HostEnergy`]).
+pub fn energy_by_host(trials: &[Trial]) -> EnergyByHost {
+    let finished: Vec<&Trial> = trials
+        .iter()
+        .filter(|t| t.state.is_finished() && t.started_at.is_some())
+        .collect();
+    let mut hosts: Vec<HostEnergy> = Vec::new();
+    let host_of = |t: &Trial| t.host().unwrap_or("unknown").to_string();
+    let mut names: Vec<String> = finished.iter().map(|t| host_of(t)).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let mine: Vec<&&Trial> = finished.iter().filter(|t| host_of(t) == name).collect();
+        let process = |t: &Trial| t.process.as_ref().map(|p| (p.pid, p.identity.clone()));
+        let mut processes: Vec<_> = mine.iter().map(|t| process(t)).collect();
+        processes.sort();
+        processes.dedup();
+        let span = |t: &Trial| {
+            (
+                t.started_at.unwrap_or(0.0),
+                t.finished_at.unwrap_or(f64::MAX),
+            )
+        };
+        let overlapping = mine
+            .iter()
+            .filter(|a| {
+                let (a0, a1) = span(a);
+                mine.iter().any(|b| {
+                    let (b0, b1) = span(b);
+                    process(a) != process(b) && a0 < b1 && b0 < a1
+                })
+            })
+            .count();
+        let known: Vec<f64> = mine.iter().filter_map(|t| trial_joules(t)).collect();
+        hosts.push(HostEnergy {
+            host: name,
+            trials: mine.len(),
+            joules: known.iter().sum(),
+            unknown: mine.len() - known.len(),
+            processes: processes.len(),
+            overlapping,
+        });
+    }
+    EnergyByHost {
+        joules: hosts.iter().map(|h| h.joules).sum(),
+        unknown: hosts.iter().map(|h| h.unknown).sum(),
+        hosts,
+    }
+}
+
+/// What a reader of [`energy_by_host`]'s figures must know: unknown figures are left out (not
+/// counted as 0), and worker processes sharing a host each read the whole host.
+pub fn energy_by_host_notes(by_host: &EnergyByHost) -> Vec<String> {
+    let mut notes = Vec::new();
+    if by_host.unknown > 0 {
+        notes.push(format!(
+            "{} trial(s) have no energy figure (unknown, e.g. lost with their worker); the sums \
+             leave them out rather than count them as 0 J.",
+            by_host.unknown
+        ));
+    }
+    let shared: Vec<&HostEnergy> = by_host.hosts.iter().filter(|h| h.processes > 1).collect();
+    if !shared.is_empty() {
+        let overlap: Vec<String> = shared
+            .iter()
+            .filter(|h| h.overlapping > 0)
+            .map(|h| format!("{} ({} trials)", h.host, h.overlapping))
+            .collect();
+        notes.push(format!(
+            "Worker processes sharing one host each see the whole host: a trial's machine figure \
+             is everything the machine used while it ran, so machine figures of overlapping \
+             trials count the same time more than once; the attributed figures summed here are \
+             each trial's own processes' share (their CPU time over the machine's), so they do \
+             not. {}Run one worker process per machine, with --workers for its threads, to have \
+             trials share the machine's energy instead.",
+            if overlap.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "Trials of different processes overlapped on {}: their machine figures count \
+                     the overlapping time more than once. ",
+                    overlap.join(", ")
+                )
+            }
+        ));
+    }
+    notes
+}
+
 /// Energy spent by the study so far, on the attributed basis: finished trials' figures plus
 /// running trials' latest cumulative intermediate energy. Unknown is never counted as zero:
 /// trials whose energy is unknown are counted apart, with the first one's reason.
@@ -229,11 +375,11 @@ fn stop_reason(
     elapsed: Duration,
 ) -> Option<StopReason> {
     let stop = &config.stop;
-    // Every trial ever created counts (failed ones too, so that a crashing objective cannot
-    // keep a study going forever) except interrupted ones, which are run again. Waiting ones
-    // count too and are promised to run: the trial and sampler limits end a study only once
-    // none is left waiting (the time, energy and target rules end it at once).
-    let count = trials.iter().filter(|t| !was_interrupted(t)).count() as u64;
+    // Failed trials count (so that a crashing objective cannot keep a study going forever),
+    // interrupted and retried lost ones do not (see `counts_towards_n_trials`). Waiting ones
+    // count and are promised to run: the trial and sampler limits end a study only once none
+    // is left waiting (the time, energy and target rules end it at once).
+    let count = trials.iter().filter(|t| counts_towards_n_trials(t)).count() as u64;
     let waiting = trials.iter().any(|t| t.state == TrialState::Waiting);
     if let Some(n) = stop.n_trials
         && count >= n

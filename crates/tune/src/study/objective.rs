@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use greenlab_meter::{Joules, Measurement, Seconds, Source};
 
@@ -70,15 +72,26 @@ pub struct TrialContext<'a> {
     pub(crate) trial: Trial,
     pub(crate) pruned: bool,
     pub(crate) storage_error: Option<String>,
-    pub(crate) lost: &'a std::sync::atomic::AtomicBool,
-    pub(crate) cancel: &'a std::sync::atomic::AtomicBool,
+    pub(crate) lost: &'a AtomicBool,
+    pub(crate) cancel: &'a AtomicBool,
     pub(crate) interrupted: bool,
+    pub(crate) worker_index: usize,
+    /// When the trial must end (`[objective] timeout`), if ever.
+    pub(crate) deadline: Option<Instant>,
+    /// Set once the deadline was seen to pass.
+    pub(crate) timed_out: AtomicBool,
 }
 
 impl<'a> TrialContext<'a> {
     /// The trial's number within the study.
     pub fn number(&self) -> u64 {
         self.trial.number
+    }
+
+    /// Which of this process's workers runs the trial (0, 1, ... up to `workers - 1`), for
+    /// objectives that give each worker its own device.
+    pub fn worker_index(&self) -> usize {
+        self.worker_index
     }
 
     /// The trial as known so far (parameters, intermediate values reported).
@@ -117,7 +130,7 @@ impl<'a> TrialContext<'a> {
             self.interrupted = true;
             return ControlFlow::Break(());
         }
-        if self.should_stop() {
+        if self.is_timed_out() || self.should_stop() {
             return ControlFlow::Break(());
         }
         let history = match self.storage.trials(self.study) {
@@ -137,20 +150,53 @@ impl<'a> TrialContext<'a> {
         ControlFlow::Continue(())
     }
 
-    /// Whether the objective should stop: pruned, the worker lost its lease on the trial, or
-    /// the run was cancelled.
+    /// Whether the objective should stop: pruned, the worker lost its lease on the trial, the
+    /// run was cancelled, or the trial's time limit passed.
     pub fn should_stop(&self) -> bool {
-        self.pruned || self.lost.load(std::sync::atomic::Ordering::Relaxed) || self.is_cancelled()
+        self.pruned
+            || self.lost.load(Ordering::Relaxed)
+            || self.is_cancelled()
+            || self.is_timed_out()
+    }
+
+    /// When the trial must end (`[objective] timeout`), if it has a limit.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the trial's time limit has passed; the trial is then recorded as failed
+    /// ("timed out") with the energy it spent, whatever the objective returns.
+    pub fn is_timed_out(&self) -> bool {
+        if self.timed_out.load(Ordering::Relaxed) {
+            return true;
+        }
+        let passed = self.deadline.is_some_and(|d| Instant::now() >= d);
+        if passed {
+            self.timed_out.store(true, Ordering::Relaxed);
+        }
+        passed
+    }
+
+    /// Records that the objective stopped because the time limit passed (for objectives that
+    /// watch [`TrialContext::deadline`] themselves).
+    pub fn mark_timed_out(&self) {
+        self.timed_out.store(true, Ordering::Relaxed);
+    }
+
+    /// The flags a watcher thread polls while the objective runs elsewhere: cancelled, lease
+    /// lost.
+    pub(crate) fn stop_flags(&self) -> (&'a AtomicBool, &'a AtomicBool) {
+        (self.cancel, self.lost)
     }
 
     /// Whether the run was cancelled (e.g. Ctrl-C): the objective should stop as soon as it
     /// can; the trial is then recorded as failed ("interrupted") with the energy it spent.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed)
     }
 
     /// The cancellation flag itself, for loops that poll it while `self` is borrowed.
-    pub fn cancel_flag(&self) -> &'a std::sync::atomic::AtomicBool {
+    pub fn cancel_flag(&self) -> &'a AtomicBool {
         self.cancel
     }
 

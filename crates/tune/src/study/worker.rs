@@ -1,7 +1,9 @@
 //! The worker loop.
 //!
 //! Each worker thread repeats, until a stopping rule holds:
-//! 1. reap trials whose lease expired (their workers died), so they are recorded as failed;
+//! 1. reap trials whose workers died — their lease expired, or (on this machine) their process
+//!    is gone — so they are recorded as failed and their parameters enqueued again (up to
+//!    `[stop] max_retries` times);
 //! 2. check the stopping rules against the storage (trial count, wall time, energy budget,
 //!    target value, an exhausted grid);
 //! 3. claim a waiting (enqueued) trial, or create one and ask the sampler for its parameters;
@@ -28,13 +30,18 @@ use super::objective::{
     ObjectiveFunction, ObjectiveOutput, TrialContext, trial_energy, unmeasured,
 };
 use crate::TuneError;
+use crate::process::{Liveness, ProcessTable, WorkerProcess};
 use crate::sampler::SampleContext;
+use crate::storage::{Gone, Reaped, Worker, process_gone_reason};
 use crate::trial::{Trial, TrialEnergy, TrialOutcome, TrialState};
 
 /// Told about every trial a worker of this process finishes (for progress display).
 pub trait Observer: Send + Sync {
     /// `trial` ended with `outcome` (already recorded).
     fn trial_finished(&self, trial: &Trial, outcome: &TrialOutcome);
+
+    /// A worker of this process found these trials' workers lost and reaped them.
+    fn trials_lost(&self, _reaped: &[Reaped]) {}
 }
 
 /// How a run of workers behaves.
@@ -48,6 +55,12 @@ pub struct RunOptions {
     pub heartbeat: Option<Duration>,
     /// Prefix of worker names (`<prefix>-<thread>`); make it unique per machine and process.
     pub worker_prefix: String,
+    /// This process, recorded on every trial it takes (so that a worker on the same machine
+    /// can tell when it is gone, and energy can be grouped by host).
+    pub process: Option<WorkerProcess>,
+    /// This machine's process table, to reap at once the trials of local workers whose process
+    /// is gone (without it, only expired leases are reaped).
+    pub process_table: Option<ProcessTable>,
     /// Measures each trial's energy when the objective does not report its own.
     pub tracker: Option<Arc<Tracker>>,
     /// Told about each finished trial.
@@ -63,6 +76,8 @@ impl Default for RunOptions {
             lease: Duration::from_secs(60),
             heartbeat: None,
             worker_prefix: format!("pid{}", std::process::id()),
+            process: None,
+            process_table: None,
             tracker: None,
             observer: None,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -179,8 +194,11 @@ pub(super) fn run(
         let handles: Vec<_> = (0..options.workers.max(1))
             .map(|i| {
                 let shared = &shared;
-                let name = format!("{}-{i}", options.worker_prefix);
-                scope.spawn(move || work(shared, &name))
+                let worker = Worker {
+                    name: format!("{}-{i}", options.worker_prefix),
+                    process: options.process.clone(),
+                };
+                scope.spawn(move || work(shared, &worker, i))
             })
             .collect();
         handles
@@ -225,7 +243,30 @@ fn requeue_interrupted(study: &Study) -> Result<(), TuneError> {
     Ok(())
 }
 
-fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneError> {
+/// The running trials of `history` whose worker process this machine knows to be gone.
+fn gone_workers(history: &[Trial], table: Option<&ProcessTable>) -> Vec<Gone> {
+    let Some(table) = table else {
+        return Vec::new();
+    };
+    history
+        .iter()
+        .filter(|t| t.state == TrialState::Running)
+        .filter_map(|t| {
+            let process = t.process.as_ref()?;
+            (table.liveness(process) == Liveness::Gone).then(|| Gone {
+                trial: t.id,
+                worker: t.worker.clone().unwrap_or_default(),
+                reason: process_gone_reason(Some(process)),
+            })
+        })
+        .collect()
+}
+
+fn work(
+    shared: &Shared<'_>,
+    worker: &Worker,
+    index: usize,
+) -> Result<(u64, StopReason), TuneError> {
     let study = shared.study;
     let storage = study.storage.as_ref();
     let id = study.record.id;
@@ -238,23 +279,31 @@ fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneErro
         if options.cancel.load(Ordering::Relaxed) {
             return Ok((run, StopReason::Cancelled));
         }
-        storage.reap_expired(id)?;
         // One read of the history per trial, under the admission lock so that the stopping
         // rules, the trial count and the sampler's view of running trials agree among this
-        // process's workers. Waiting trials (enqueued, or interrupted ones to run again) go
-        // first; otherwise a new trial is created and the sampler fills it in.
+        // process's workers. Lost trials are reaped first (and their retries enqueued); then
+        // waiting trials (enqueued, retries, interrupted ones to run again) go first, otherwise
+        // a new trial is created and the sampler fills it in.
         let (mut trial, history) = {
             // Poisoning only means another worker panicked while admitting a trial; the
             // guarded section holds no data of its own.
             let _guard = shared.admission.lock().unwrap_or_else(|p| p.into_inner());
-            let history = storage.trials(id)?;
+            let mut history = storage.trials(id)?;
+            let gone = gone_workers(&history, options.process_table.as_ref());
+            let reaped = storage.reap_lost(id, &gone, study.config.stop.max_retries())?;
+            if !reaped.is_empty() {
+                if let Some(observer) = &options.observer {
+                    observer.trials_lost(&reaped);
+                }
+                history = storage.trials(id)?;
+            }
             if let Some(reason) = study.stop_reason(&history, shared.started) {
                 return Ok((run, reason));
             }
-            match storage.claim_waiting(id, worker, options.lease)? {
+            match storage.claim_waiting_for(id, worker, options.lease)? {
                 Some(t) => (t, None),
                 None => (
-                    storage.create_trial(id, worker, options.lease)?,
+                    storage.create_trial_for(id, worker, options.lease)?,
                     Some(history),
                 ),
             }
@@ -281,7 +330,7 @@ fn work(shared: &Shared<'_>, worker: &str) -> Result<(u64, StopReason), TuneErro
                 }
             }
         }
-        run_trial(shared, worker, trial)?;
+        run_trial(shared, &worker.name, index, trial)?;
         run += 1;
     }
 }
@@ -297,7 +346,12 @@ fn failed(reason: String) -> TrialOutcome {
     }
 }
 
-fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), TuneError> {
+fn run_trial(
+    shared: &Shared<'_>,
+    worker: &str,
+    index: usize,
+    trial: Trial,
+) -> Result<(), TuneError> {
     let study = shared.study;
     let storage = study.storage.as_ref();
     let options = shared.options;
@@ -346,6 +400,9 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
                 lost: &lost,
                 cancel: &options.cancel,
                 interrupted: false,
+                worker_index: index,
+                deadline: study.config.objective.timeout.map(|t| started + t),
+                timed_out: AtomicBool::new(false),
             };
             let result = catch_unwind(AssertUnwindSafe(|| shared.objective.run(&params, &mut ctx)))
                 .unwrap_or_else(|panic| {
@@ -382,15 +439,21 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
             drop(stop_tx);
             // Cancelled while it ran: whatever the objective returned, the trial did not finish.
             let interrupted = ctx.interrupted || (result.is_err() && ctx.is_cancelled());
+            // Stopped by the time limit (a failure, unlike an interrupt): the objective saw the
+            // deadline, or failed after it passed (its process was killed).
+            let timed_out = !interrupted
+                && (ctx.timed_out.load(Ordering::Relaxed)
+                    || (result.is_err() && ctx.is_timed_out()));
             (
                 result,
                 ctx.trial,
-                ctx.pruned,
+                ctx.pruned && !timed_out,
                 ctx.storage_error,
                 measured,
-                interrupted,
+                (interrupted, timed_out),
             )
         });
+    let (interrupted, timed_out) = interrupted;
 
     let mut outcome = if interrupted {
         let mut outcome = failed(match &result {
@@ -400,6 +463,18 @@ fn run_trial(shared: &Shared<'_>, worker: &str, trial: Trial) -> Result<(), Tune
         outcome
             .attrs
             .insert("interrupted".into(), serde_json::json!(true));
+        outcome.energy = (result.as_ref().ok())
+            .and_then(|o| o.energy.clone())
+            .or_else(|| measured.as_ref().map(|(e, _)| e.clone()));
+        outcome
+    } else if let (true, Some(limit)) = (timed_out, study.config.objective.timeout) {
+        let mut outcome = failed(format!(
+            "timed out: the trial ran longer than its limit of {:.0} s ([objective] timeout)",
+            limit.as_secs_f64()
+        ));
+        outcome
+            .attrs
+            .insert("timed_out".into(), serde_json::json!(true));
         outcome.energy = (result.as_ref().ok())
             .and_then(|o| o.energy.clone())
             .or_else(|| measured.as_ref().map(|(e, _)| e.clone()));
