@@ -4,6 +4,13 @@ greenlab's spec (crates/model), trained one epoch on Fashion-MNIST with Adam; pr
 line with the training throughput (images/s, data already in memory, evaluation excluded).
 
     python bench/pytorch_reference.py --conv 2 --linear 3 --batch-size 512 --threads 2
+
+What is timed is what greenlab's training loop times (crates/train/src/run.rs): from the
+first step of the epoch to the last, each step gathering its batch from the shuffled training
+set in memory, running forward, backward and Adam, and keeping the epoch's training loss and
+correct predictions (here accumulated on the device and read once at the end, so a GPU run
+is not synchronised per step). The shuffle, building the model and loading the data are
+outside the timed part, on both sides.
 """
 import argparse
 import gzip
@@ -64,6 +71,10 @@ def main():
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--warmup-epochs", type=int, default=0,
+                    help="epochs trained before the timed ones (not counted)")
+    ap.add_argument("--cudnn-benchmark", action="store_true",
+                    help="torch.backends.cudnn.benchmark = True (what greenlab's torch engine sets on GPUs)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--device", default="cpu")
@@ -72,6 +83,8 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
+    if a.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     device = torch.device(a.device)
     images = read_idx(find(a.data_dir, "train-images-idx3-ubyte"))
     labels = read_idx(find(a.data_dir, "train-labels-idx1-ubyte")).long()
@@ -86,20 +99,41 @@ def main():
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     seen, start = 0, None
-    for epoch in range(a.epochs):
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    epoch_times = []
+    for epoch in range(a.warmup_epochs + a.epochs):
         order = torch.randperm(n, device=device)
-        if start is None:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+        if epoch == a.warmup_epochs:
+            # The timed part starts here; warm-up epochs trained the same way before it.
+            sync()
+            loss_sum.zero_()
+            correct.zero_()
+            seen, start = 0, time.perf_counter()
+        if epoch >= a.warmup_epochs:
+            sync()
+            epoch_times.append([time.time(), None])
         for i in range(0, n, a.batch_size):
             idx = order[i : i + a.batch_size]
             xb, yb = x[idx], y[idx]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
             loss.backward()
             opt.step()
+            with torch.no_grad():
+                loss_sum += loss.detach() * idx.shape[0]
+                correct += (logits.argmax(1) == yb).sum()
             seen += idx.shape[0]
+        if epoch >= a.warmup_epochs:
+            sync()
+            epoch_times[-1][1] = time.time()
+    train_loss, train_accuracy = loss_sum.item() / seen, correct.item() / seen
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -113,7 +147,12 @@ def main():
                 "images": seen,
                 "seconds": seconds,
                 "images_per_second": seen / seconds,
+                "train_loss": train_loss,
+                "train_accuracy": train_accuracy,
                 "last_loss": float(loss.item()),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "device": str(device),
+                "epoch_unix_times": epoch_times,
             }
         )
     )

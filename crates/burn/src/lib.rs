@@ -34,7 +34,21 @@ use greenlab_engine::{AdamConfig, Engine, EngineError, Trainer};
 use greenlab_model::NetworkSpec;
 use rayon::ThreadPool;
 
+pub use ops::simd::SimdLevel;
 pub use trainer::BurnTrainer;
+
+use ops::simd::Simd;
+
+/// Settings of the Burn engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BurnOptions {
+    /// Worker threads (`None`: one per core).
+    pub threads: Option<usize>,
+    /// The widest vector instructions the engine's own kernels and matrix products may use
+    /// (`None`: the widest this CPU has). A lower level shows on one machine what a CPU
+    /// without the wider instructions would run.
+    pub simd: Option<SimdLevel>,
+}
 
 /// The Burn engine: trainers on the `flex` CPU backend with autodiff.
 ///
@@ -45,12 +59,14 @@ pub use trainer::BurnTrainer;
 pub struct BurnEngine {
     threads: Option<usize>,
     pool: Option<Arc<ThreadPool>>,
+    simd: Simd,
 }
 
 impl std::fmt::Debug for BurnEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BurnEngine")
             .field("threads", &self.threads)
+            .field("simd", &self.simd.level())
             .finish()
     }
 }
@@ -58,6 +74,29 @@ impl std::fmt::Debug for BurnEngine {
 impl BurnEngine {
     /// An engine on the CPU, with `threads` worker threads (`None`: one per core).
     pub fn new(threads: Option<usize>) -> Result<BurnEngine, EngineError> {
+        BurnEngine::with_options(BurnOptions {
+            threads,
+            simd: None,
+        })
+    }
+
+    /// An engine on the CPU with the given settings. Fails for 0 threads, and for a vector
+    /// level this CPU does not have.
+    pub fn with_options(options: BurnOptions) -> Result<BurnEngine, EngineError> {
+        let detected = SimdLevel::detect();
+        let simd = match options.simd {
+            None => Simd::detect(),
+            Some(level) if level <= detected => Simd::limited_to(level),
+            Some(level) => {
+                return Err(EngineError::Device {
+                    device: "cpu".into(),
+                    message: format!(
+                        "this CPU has no {level} (the widest it has is {detected}); ask for {detected} or less"
+                    ),
+                });
+            }
+        };
+        let threads = options.threads;
         let pool = match threads {
             None => None,
             Some(0) => {
@@ -77,18 +116,38 @@ impl BurnEngine {
                     })?,
             )),
         };
-        Ok(BurnEngine { threads, pool })
+        Ok(BurnEngine {
+            threads,
+            pool,
+            simd,
+        })
     }
 
     /// An engine for a device name: only `cpu` is available to Burn's flex backend.
-    pub fn for_device(device: &str, threads: Option<usize>) -> Result<BurnEngine, EngineError> {
+    pub fn for_device(device: &str, options: BurnOptions) -> Result<BurnEngine, EngineError> {
         if device != "cpu" {
             return Err(EngineError::Device {
                 device: device.into(),
                 message: "the burn engine runs on the CPU only; pass --device cpu, or use --engine torch for CUDA".into(),
             });
         }
-        BurnEngine::new(threads)
+        BurnEngine::with_options(options)
+    }
+
+    /// The vector instruction level the engine's kernels use.
+    pub fn simd_level(&self) -> SimdLevel {
+        self.simd.level()
+    }
+
+    /// Single-precision GFLOP/s of a `size × size × size` matrix product through the same
+    /// `gemm` calls and vector level the engine trains with, on all of its threads: the best of
+    /// `repeats` products. A measured ceiling for the engine's throughput on this machine.
+    pub fn gemm_gflops(&self, size: usize, repeats: usize) -> f64 {
+        let run = || ops::gemm::peak_gflops(self.simd, size, repeats);
+        match &self.pool {
+            Some(p) => p.install(run),
+            None => run(),
+        }
     }
 
     /// The number of worker threads, if set.
@@ -117,6 +176,7 @@ impl BurnEngine {
             seed,
             Device::flex().autodiff(),
             self.pool.clone(),
+            self.simd,
         )
     }
 }

@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::ops;
+use crate::ops::simd::Simd;
 
 /// One layer of the network. The variants mirror [`Layer`]; `Flatten` holds an identity
 /// module only because Burn's module derive wants one field per variant.
@@ -71,16 +72,15 @@ impl Act {
 impl Block {
     /// Applies the block; `None` if the activation has the wrong rank for it (cannot happen
     /// for a network built from a valid spec).
-    pub(crate) fn forward(&self, x: Act) -> Option<Act> {
+    pub(crate) fn forward(&self, x: Act, simd: Simd) -> Option<Act> {
         Some(match (self, x) {
             (Block::Conv(m), Act::Map(t)) => Act::Map(match (conv_padding(m), &m.bias) {
-                (Some(pad), Some(bias)) => {
-                    ops::conv2d(&t, m.weight.val(), bias.val(), pad).unwrap_or_else(|| m.forward(t))
-                }
+                (Some(pad), Some(bias)) => ops::conv2d(simd, &t, m.weight.val(), bias.val(), pad)
+                    .unwrap_or_else(|| m.forward(t)),
                 _ => m.forward(t),
             }),
             (Block::Norm(m), Act::Map(t)) => Act::Map(if t.device().is_autodiff() {
-                batch_norm_train(m, t)
+                batch_norm_train(m, t, simd)
             } else {
                 m.forward(t)
             }),
@@ -95,9 +95,33 @@ impl Block {
                 Act::Flat(t.reshape([n, c * h * w]))
             }
             (Block::Flatten(_), flat @ Act::Flat(_)) => flat,
-            (Block::Linear(m), Act::Flat(t)) => Act::Flat(m.forward(t)),
+            (Block::Linear(m), Act::Flat(t)) => Act::Flat(match &m.bias {
+                Some(bias) => ops::linear(simd, &t, m.weight.val(), bias.val())
+                    .unwrap_or_else(|| m.forward(t)),
+                None => m.forward(t),
+            }),
             _ => return None,
         })
+    }
+}
+
+/// Blocks the forward pass runs as one operation: one block, or batch norm with the ReLU (if
+/// any) and 2×2 pooling after it, fused in training (`ops::norm_pool`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Segment {
+    /// The block at this index.
+    Block(usize),
+    /// Batch norm at `norm`, a ReLU after it if `relu`, then 2×2 max pooling.
+    NormPool { norm: usize, relu: bool },
+}
+
+impl Segment {
+    /// The indices of the blocks it covers.
+    pub(crate) fn blocks(self) -> std::ops::Range<usize> {
+        match self {
+            Segment::Block(i) => i..i + 1,
+            Segment::NormPool { norm, relu } => norm..norm + 2 + usize::from(relu),
+        }
     }
 }
 
@@ -106,28 +130,38 @@ impl Block {
 /// work is one hand-written autodiff operation
 /// ([`ops::batch_norm`]): Burn's generic version is a dozen tensor operations, each a full pass
 /// over the activation, which on the flex backend cost a quarter of the training step.
-pub(crate) fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    let c = x.dims()[1];
-    let device = x.device();
-    match ops::batch_norm(&x, bn.gamma.val(), bn.beta.val(), bn.epsilon) {
-        Some(out) => {
-            let momentum = bn.momentum;
-            let update = |state: &burn::module::RunningState<Tensor<1>>, batch: Vec<f32>| {
-                let batch = Tensor::<1>::from_data(TensorData::new(batch, [c]), &device);
-                let running = state
-                    .value_sync()
-                    .to_device(&device)
-                    .mul_scalar(1.0 - momentum)
-                    .add(batch.mul_scalar(momentum));
-                state.update(running.detach());
-            };
-            update(&bn.running_mean, out.mean);
-            update(&bn.running_var, out.variance);
-            out.y
-        }
+pub(crate) fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>, simd: Simd) -> Tensor<4> {
+    match ops::batch_norm(simd, &x, bn.gamma.val(), bn.beta.val(), bn.epsilon) {
+        Some(out) => update_running_statistics(bn, out, &x.device()),
         // Not a flex tensor: Burn's own layer.
         None => bn.forward(x),
     }
+}
+
+/// Batch norm (training), the ReLU if `relu`, and 2×2 max pooling as one operation
+/// ([`ops::norm_pool`]), updating the running statistics as [`batch_norm_train`] does. `None`
+/// if the tensor is not on flex (the caller runs the blocks one by one).
+fn norm_pool_train(bn: &BatchNorm, x: &Tensor<4>, relu: bool, simd: Simd) -> Option<Tensor<4>> {
+    let out = ops::norm_pool(simd, x, bn.gamma.val(), bn.beta.val(), bn.epsilon, relu)?;
+    Some(update_running_statistics(bn, out, &x.device()))
+}
+
+/// Moves the layer's running mean and variance towards the batch's; returns the output.
+fn update_running_statistics(bn: &BatchNorm, out: ops::NormOutput, device: &Device) -> Tensor<4> {
+    let c = out.mean.len();
+    let momentum = bn.momentum;
+    let update = |state: &burn::module::RunningState<Tensor<1>>, batch: Vec<f32>| {
+        let batch = Tensor::<1>::from_data(TensorData::new(batch, [c]), device);
+        let running = state
+            .value_sync()
+            .to_device(device)
+            .mul_scalar(1.0 - momentum)
+            .add(batch.mul_scalar(momentum));
+        state.update(running.detach());
+    };
+    update(&bn.running_mean, out.mean);
+    update(&bn.running_var, out.variance);
+    out.y
 }
 
 /// The padding of a convolution the hand-written kernel covers (stride 1, no dilation, one
@@ -233,11 +267,51 @@ impl Net {
             .sum()
     }
 
+    /// How the forward pass groups the blocks (see [`Segment`]).
+    pub(crate) fn segments(&self) -> Vec<Segment> {
+        let b = &self.blocks;
+        let pool_at = |i: usize| matches!(b.get(i), Some(Block::Pool(m)) if is_pool_2x2(m));
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let seg = match (&b[i], b.get(i + 1)) {
+                (Block::Norm(_), Some(Block::Relu(_))) if pool_at(i + 2) => Segment::NormPool {
+                    norm: i,
+                    relu: true,
+                },
+                (Block::Norm(_), _) if pool_at(i + 1) => Segment::NormPool {
+                    norm: i,
+                    relu: false,
+                },
+                _ => Segment::Block(i),
+            };
+            i = seg.blocks().end;
+            out.push(seg);
+        }
+        out
+    }
+
+    /// Runs one segment: fused in training where the tensors allow, block by block otherwise.
+    pub(crate) fn forward_segment(&self, seg: Segment, x: Act, simd: Simd) -> Option<Act> {
+        if let (Segment::NormPool { norm, relu }, Act::Map(t)) = (seg, &x)
+            && t.device().is_autodiff()
+            && let Block::Norm(bn) = &self.blocks[norm]
+            && let Some(y) = norm_pool_train(bn, t, relu, simd)
+        {
+            return Some(Act::Map(y));
+        }
+        let mut act = x;
+        for block in &self.blocks[seg.blocks()] {
+            act = block.forward(act, simd)?;
+        }
+        Some(act)
+    }
+
     /// The class scores for a batch of images.
-    pub(crate) fn forward(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+    pub(crate) fn forward(&self, x: Tensor<4>, simd: Simd) -> Option<Tensor<2>> {
         let mut act = Act::Map(x);
-        for block in &self.blocks {
-            act = block.forward(act)?;
+        for seg in self.segments() {
+            act = self.forward_segment(seg, act, simd)?;
         }
         match act {
             Act::Flat(t) => Some(t),
@@ -269,7 +343,7 @@ mod tests {
         let case = NormCase::new(3);
         let (ours, theirs) = (case.bn.clone(), case.bn.clone());
         let (x1, x2) = (case.input(), case.input());
-        let y1 = batch_norm_train(&ours, x1.clone());
+        let y1 = batch_norm_train(&ours, x1.clone(), Simd::detect());
         let y2 = theirs.forward(x2.clone());
         assert_close(&vec_of(y1.clone()), &vec_of(y2.clone()), "output");
         let g1 = (y1 * case.weights.clone()).sum().backward();
@@ -294,6 +368,116 @@ mod tests {
         ] {
             assert_eq!(a.len(), 3, "{what}");
             assert_close(&a, &b, what);
+        }
+    }
+
+    /// The layers one by one through Burn's own modules (batch norm in training mode).
+    fn burns_forward(net: &Net, x: Tensor<4>) -> Tensor<2> {
+        let mut act = Act::Map(x);
+        for block in &net.blocks {
+            act = match (block, act) {
+                (Block::Conv(m), Act::Map(t)) => Act::Map(m.forward(t)),
+                (Block::Norm(m), Act::Map(t)) => Act::Map(m.forward(t)),
+                (Block::Relu(m), Act::Map(t)) => Act::Map(m.forward(t)),
+                (Block::Pool(m), Act::Map(t)) => Act::Map(m.forward(t)),
+                (Block::Flatten(_), Act::Map(t)) => {
+                    let [n, c, h, w] = t.dims();
+                    Act::Flat(t.reshape([n, c * h * w]))
+                }
+                (Block::Linear(m), Act::Flat(t)) => Act::Flat(m.forward(t)),
+                _ => panic!("unexpected block"),
+            };
+        }
+        match act {
+            Act::Flat(t) => t,
+            Act::Map(_) => panic!("no scores"),
+        }
+    }
+
+    /// Every trainable parameter's gradient, block by block.
+    fn parameter_grads(net: &Net, g: &burn::tensor::Gradients) -> Vec<Vec<f32>> {
+        let mut out = Vec::new();
+        for block in &net.blocks {
+            match block {
+                Block::Conv(m) => {
+                    out.push(grad_of(&m.weight.val(), g));
+                    out.extend(m.bias.as_ref().map(|b| grad_of(&b.val(), g)));
+                }
+                Block::Norm(m) => {
+                    out.push(grad_of(&m.gamma.val(), g));
+                    out.push(grad_of(&m.beta.val(), g));
+                }
+                Block::Linear(m) => {
+                    out.push(grad_of(&m.weight.val(), g));
+                    out.extend(m.bias.as_ref().map(|b| grad_of(&b.val(), g)));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The whole network as the engine runs it (fused batch norm + ReLU + pooling, own
+    /// convolution and linear layers) against Burn's modules layer by layer: scores and every
+    /// parameter's gradient, with and without ReLU, at every vector level up to the detected
+    /// one.
+    #[test]
+    fn the_engines_network_matches_burns_modules() {
+        use greenlab_model::{Architecture, InputShape};
+        let device = Device::flex().autodiff();
+        let input = InputShape {
+            channels: 1,
+            height: 12,
+            width: 12,
+        };
+        for relu in [true, false] {
+            let spec = Architecture::SimpleCnn {
+                conv: 2,
+                linear: 2,
+                relu,
+            }
+            .spec(input, 4)
+            .unwrap();
+            let net = Net::new(&spec, 5, &device);
+            let fused = net
+                .segments()
+                .iter()
+                .filter(|s| s.blocks().len() > 1)
+                .count();
+            assert_eq!(
+                fused, 2,
+                "both conv blocks fuse batch norm, ReLU and pooling"
+            );
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let values: Vec<f32> = (0..6 * 144).map(|_| rng.random_range(0.0..1.0)).collect();
+            let x =
+                || Tensor::<4>::from_data(TensorData::new(values.clone(), [6, 1, 12, 12]), &device);
+            let weights = Tensor::<2>::from_data(
+                TensorData::new(
+                    (0..24).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(),
+                    [6, 4],
+                ),
+                &device,
+            );
+            for level in [
+                crate::SimdLevel::Baseline,
+                crate::SimdLevel::Avx2,
+                crate::SimdLevel::Avx512,
+            ] {
+                let (ours, theirs) = (net.clone(), net.clone());
+                let y1 = ours
+                    .forward(x(), Simd::limited_to(level))
+                    .unwrap_or_else(|| panic!("scores"));
+                let y2 = burns_forward(&theirs, x());
+                assert_close(&vec_of(y1.clone()), &vec_of(y2.clone()), "scores");
+                let g1 = (y1 * weights.clone()).sum().backward();
+                let g2 = (y2 * weights.clone()).sum().backward();
+                let (p1, p2) = (parameter_grads(&ours, &g1), parameter_grads(&theirs, &g2));
+                assert_eq!(p1.len(), p2.len());
+                for (k, (a, b)) in p1.iter().zip(&p2).enumerate() {
+                    assert_close(a, b, &format!("parameter {k} (relu {relu}, {level})"));
+                }
+            }
         }
     }
 }

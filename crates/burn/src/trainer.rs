@@ -18,7 +18,8 @@ use greenlab_meter::Seconds;
 use greenlab_model::NetworkSpec;
 use rayon::ThreadPool;
 
-use crate::net::{Act, Net};
+use crate::net::{Act, Net, Segment};
+use crate::ops::simd::Simd;
 
 /// A network being trained by the Burn engine.
 ///
@@ -34,6 +35,7 @@ pub struct BurnTrainer {
     lr: f64,
     device: Device,
     pool: Option<Arc<ThreadPool>>,
+    simd: Simd,
     parameters: usize,
 }
 
@@ -44,6 +46,7 @@ impl BurnTrainer {
         seed: u64,
         device: Device,
         pool: Option<Arc<ThreadPool>>,
+        simd: Simd,
     ) -> Result<BurnTrainer, EngineError> {
         adam.validate().map_err(|message| EngineError::Build {
             network: spec.name.clone(),
@@ -77,6 +80,7 @@ impl BurnTrainer {
             lr: adam.lr,
             device,
             pool,
+            simd,
             parameters,
         })
     }
@@ -138,7 +142,7 @@ impl BurnTrainer {
         let x = self.images(batch, &self.device);
         let one_hot = self.one_hot(batch);
         let model = self.take_model()?;
-        let logits = model.forward(x).ok_or_else(shape_bug)?;
+        let logits = model.forward(x, self.simd).ok_or_else(shape_bug)?;
         let loss = Self::loss(logits.clone(), one_hot);
         let grads = loss.backward();
         let grads = GradientsParams::from_grads(grads, &model);
@@ -155,7 +159,7 @@ impl BurnTrainer {
         let model = self.model()?.valid();
         let device = self.device.clone().without_autodiff();
         let x = self.images(batch, &device);
-        let logits = model.forward(x).ok_or_else(shape_bug)?;
+        let logits = model.forward(x, self.simd).ok_or_else(shape_bug)?;
         let scores = read(logits)?;
         let (loss_sum, correct) = score(&scores, &batch.labels, self.spec.classes);
         Ok(EvalStats { loss_sum, correct })
@@ -181,7 +185,7 @@ impl BurnTrainer {
         // The optimiser: gradients from an untimed pass, then the timed update.
         let model = self.take_model()?;
         let x = self.images(batch, &self.device);
-        let logits = match model.forward(x) {
+        let logits = match model.forward(x, self.simd) {
             Some(l) => l,
             None => {
                 self.model = Some(model);
@@ -204,44 +208,112 @@ impl BurnTrainer {
     }
 
     /// Per-layer forward and backward times, and the loss's forward + backward time.
+    ///
+    /// The parts are the network's segments as the training step runs them (see
+    /// [`Segment`]): a fused batch norm + ReLU + pooling is timed as one operation, and its
+    /// time is shared among its layers in proportion to their times when each runs alone
+    /// (measured in the same call), so the parts still add up to the step.
     fn profile_parts(
         &self,
         model: &Net,
         batch: &Batch,
     ) -> Result<(Vec<LayerTiming>, Seconds), EngineError> {
-        // Forward, timed layer by layer in a pass that keeps nothing else alive (as the real
+        let segments = model.segments();
+        let steps: Vec<Step<'_>> = segments
+            .iter()
+            .map(|&seg| Step::Segment(model, seg))
+            .collect();
+        let (forward, backward, loss) = self.time_prefixes(&steps, batch)?;
+        let fused = segments.iter().any(|s| s.blocks().len() > 1);
+        // Each layer alone, for the shares within fused segments.
+        let alone = if fused {
+            let last = segments
+                .iter()
+                .filter(|s| s.blocks().len() > 1)
+                .map(|s| s.blocks().end)
+                .max()
+                .unwrap_or(0);
+            let steps: Vec<Step<'_>> = model.blocks[..last]
+                .iter()
+                .map(|b| Step::Block(b))
+                .collect();
+            let (f, b, _) = self.time_prefixes(&steps, batch)?;
+            Some((f, b))
+        } else {
+            None
+        };
+        let n = model.blocks.len();
+        let (mut layer_forward, mut layer_backward) = (vec![0.0; n], vec![0.0; n]);
+        for (k, seg) in segments.iter().enumerate() {
+            let range = seg.blocks();
+            match &alone {
+                Some((af, ab)) if range.len() > 1 => {
+                    let fw = split(forward[k], &af[range.clone()]);
+                    let bw = split(backward[k], &ab[range.clone()]);
+                    for (j, i) in range.enumerate() {
+                        layer_forward[i] = fw[j];
+                        layer_backward[i] = bw[j];
+                    }
+                }
+                _ => {
+                    layer_forward[range.start] = forward[k];
+                    layer_backward[range.start] = backward[k];
+                }
+            }
+        }
+        let layers = (0..n)
+            .map(|k| LayerTiming {
+                index: k,
+                kind: self.spec.layers[k].layer.kind(),
+                forward: Seconds(layer_forward[k]),
+                backward: Some(Seconds(layer_backward[k])),
+            })
+            .collect();
+        Ok((layers, loss))
+    }
+
+    /// Forward and backward time of each step of `steps` (run in order from the images), and
+    /// the loss's forward + backward time on their output (when it is the class scores).
+    fn time_prefixes(
+        &self,
+        steps: &[Step<'_>],
+        batch: &Batch,
+    ) -> Result<(Vec<f64>, Vec<f64>, Seconds), EngineError> {
+        let simd = self.simd;
+        // Forward, timed step by step in a pass that keeps nothing else alive (as the real
         // step): holding on to a layer's input would stop the backend from reusing its buffer
         // and inflate the next layer's time.
-        let mut forward = Vec::with_capacity(model.blocks.len());
+        let mut forward = Vec::with_capacity(steps.len());
         let mut act = Act::Map(self.images(batch, &self.device));
-        for block in &model.blocks {
+        for step in steps {
             let start = self.clock()?;
-            act = block.forward(act).ok_or_else(shape_bug)?;
-            forward.push(self.elapsed(start)?);
+            act = step.forward(act, simd).ok_or_else(shape_bug)?;
+            forward.push(self.elapsed(start)?.0);
         }
-        let Act::Flat(logits) = act else {
-            return Err(shape_bug());
+        // Loss: forward and backward on the detached scores.
+        let loss = match act {
+            Act::Flat(logits) if logits.dims()[1] == self.spec.classes => {
+                let one_hot = self.one_hot(batch);
+                let scores = logits.detach().require_grad();
+                let start = self.clock()?;
+                let _grads = Self::loss(scores, one_hot).backward();
+                self.elapsed(start)?
+            }
+            _ => Seconds(0.0),
         };
 
-        // Loss: forward and backward on the detached scores.
-        let one_hot = self.one_hot(batch);
-        let scores = logits.detach().require_grad();
-        let start = self.clock()?;
-        let _grads = Self::loss(scores, one_hot).backward();
-        let loss = self.elapsed(start)?;
-
-        // Backward, by differences of prefixes: the network up to layer k runs forward from
-        // the images (untimed), its output is summed, and the backward pass through the whole
-        // prefix is timed; layer k's backward is that time minus the prefix up to layer k − 1.
-        // Measuring layers inside the real graph (rather than each alone on a detached input)
-        // keeps what the real backward pass does between layers — buffers handed on and
-        // reused, one walk of one graph — so the parts add up to the whole. The sum's own
-        // gradient is timed on a same-shaped leaf and taken off each prefix.
-        let mut through = Vec::with_capacity(model.blocks.len());
-        for k in 0..model.blocks.len() {
+        // Backward, by differences of prefixes: the steps up to k run forward from the images
+        // (untimed), the output is summed, and the backward pass through the whole prefix is
+        // timed; step k's backward is that time minus the prefix up to k − 1. Measuring inside
+        // the real graph (rather than each step alone on a detached input) keeps what the real
+        // backward pass does between layers — buffers handed on and reused, one walk of one
+        // graph — so the parts add up to the whole. The sum's own gradient is timed on a
+        // same-shaped leaf and taken off each prefix.
+        let mut through = Vec::with_capacity(steps.len());
+        for k in 0..steps.len() {
             let mut act = Act::Map(self.images(batch, &self.device));
-            for block in &model.blocks[..=k] {
-                act = block.forward(act).ok_or_else(shape_bug)?;
+            for step in &steps[..=k] {
+                act = step.forward(act, simd).ok_or_else(shape_bug)?;
             }
             let baseline_leaf = act.ones_like(&self.device).leaf(true);
             let sum = act.total();
@@ -256,18 +328,8 @@ impl BurnTrainer {
             drop(grads);
             through.push(prefix.0 - baseline.0);
         }
-        let layers = forward
-            .into_iter()
-            .zip(prefix_differences(&through))
-            .enumerate()
-            .map(|(k, (forward, backward))| LayerTiming {
-                index: k,
-                kind: self.spec.layers[k].layer.kind(),
-                forward,
-                backward: Some(backward),
-            })
-            .collect();
-        Ok((layers, loss))
+        let backward = prefix_differences(&through).iter().map(|s| s.0).collect();
+        Ok((forward, backward, loss))
     }
 
     /// Synchronises the device, then reads the clock.
@@ -311,6 +373,33 @@ impl Trainer for BurnTrainer {
     fn profile_step(&mut self, batch: &Batch) -> Result<StepProfile, EngineError> {
         check_batch(&self.spec, batch)?;
         self.guarded(|t| t.profile(batch))
+    }
+}
+
+/// What [`BurnTrainer::time_prefixes`] runs: a segment as the training step runs it, or one
+/// block alone.
+enum Step<'a> {
+    Segment(&'a Net, Segment),
+    Block(&'a crate::net::Block),
+}
+
+impl Step<'_> {
+    fn forward(&self, x: Act, simd: Simd) -> Option<Act> {
+        match self {
+            Step::Segment(net, seg) => net.forward_segment(*seg, x, simd),
+            Step::Block(block) => block.forward(x, simd),
+        }
+    }
+}
+
+/// `total` shared in proportion to `weights` (negative weights count as zero; equal shares if
+/// none is positive).
+fn split(total: f64, weights: &[f64]) -> Vec<f64> {
+    let sum: f64 = weights.iter().map(|w| w.max(0.0)).sum();
+    if sum > 0.0 {
+        weights.iter().map(|w| total * w.max(0.0) / sum).collect()
+    } else {
+        vec![total / weights.len().max(1) as f64; weights.len()]
     }
 }
 
@@ -419,6 +508,13 @@ mod tests {
         assert_eq!(correct, 1);
         let expected = (1.0f64 + (-1.0f64).exp()).ln() + (2.0 + (1.0 + (-2.0f64).exp()).ln());
         assert!((loss - expected).abs() < 1e-9, "{loss} vs {expected}");
+    }
+
+    #[test]
+    fn split_shares_in_proportion() {
+        assert_eq!(split(6.0, &[1.0, 2.0, 3.0]), vec![1.0, 2.0, 3.0]);
+        assert_eq!(split(4.0, &[-1.0, 1.0]), vec![0.0, 4.0]);
+        assert_eq!(split(4.0, &[0.0, -2.0]), vec![2.0, 2.0]);
     }
 
     #[test]

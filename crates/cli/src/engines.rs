@@ -18,6 +18,12 @@ pub fn available_engines() -> Vec<&'static str> {
     v
 }
 
+/// The environment variable that limits the Burn engine's vector instructions (`avx2`,
+/// `avx512`, `baseline`; unset: the widest the CPU has), so one machine can show what a CPU
+/// without AVX-512 would do (`bench/train_throughput.sh --isa avx2`).
+#[cfg(feature = "burn")]
+pub const SIMD_VARIABLE: &str = "GREENLAB_SIMD";
+
 /// Builds the engine called `name` on `device` (`cpu`, `cuda`, `cuda:N`), with `threads`
 /// worker threads where the engine lets us choose.
 pub fn make_engine(
@@ -28,10 +34,7 @@ pub fn make_engine(
     let _ = (device, threads);
     match name {
         #[cfg(feature = "burn")]
-        "burn" => Ok(Box::new(
-            greenlab_burn::BurnEngine::for_device(device, threads)
-                .context("cannot start the burn engine")?,
-        )),
+        "burn" => Ok(Box::new(burn_engine(device, threads)?)),
         #[cfg(feature = "torch")]
         "torch" => Ok(Box::new(
             greenlab_torch::TorchEngine::with_threads(device, threads.unwrap_or(0))
@@ -45,6 +48,36 @@ pub fn make_engine(
             "unknown engine {other:?}; this build has: {}",
             available_engines().join(", ")
         ),
+    }
+}
+
+/// The Burn engine on `device` with `threads` threads and the vector level `GREENLAB_SIMD`
+/// asks for.
+#[cfg(feature = "burn")]
+pub fn burn_engine(
+    device: &str,
+    threads: Option<usize>,
+) -> anyhow::Result<greenlab_burn::BurnEngine> {
+    greenlab_burn::BurnEngine::for_device(
+        device,
+        greenlab_burn::BurnOptions {
+            threads,
+            simd: simd_from_env()?,
+        },
+    )
+    .context("cannot start the burn engine")
+}
+
+/// The vector level `GREENLAB_SIMD` asks for, if set.
+#[cfg(feature = "burn")]
+fn simd_from_env() -> anyhow::Result<Option<greenlab_burn::SimdLevel>> {
+    match std::env::var(SIMD_VARIABLE) {
+        Ok(v) if v.trim().is_empty() || v.trim() == "native" => Ok(None),
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e: String| anyhow::anyhow!("{SIMD_VARIABLE}: {e}")),
+        Err(_) => Ok(None),
     }
 }
 

@@ -50,6 +50,9 @@ enum Command {
     Replicate(cmd::replicate::Args),
     /// Write an HTML (or Markdown/JSON) report for a run folder or a study.
     Report(cmd::report::Args),
+    /// Time a large matrix product through the Burn engine's gemm (for bench/).
+    #[command(hide = true)]
+    GemmPeak(cmd::gemm_peak::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Tradeoff(args) => cmd::tradeoff::run(args),
         Command::Replicate(args) => cmd::replicate::run(args),
         Command::Report(args) => cmd::report::run(args),
+        Command::GemmPeak(args) => cmd::gemm_peak::run(args),
     };
     match result {
         Ok(code) => code,

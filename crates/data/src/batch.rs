@@ -47,6 +47,16 @@ impl<'a> Batches<'a> {
         self.order.len().div_ceil(self.batch_size)
     }
 
+    /// The examples' indices in the order of the pass (batches are consecutive runs of it).
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Examples per batch (the last batch may have fewer).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     /// Fills `batch` with the next mini-batch; `false` at the end of the pass.
     pub fn next_into(&mut self, batch: &mut Batch) -> bool {
         if self.pos >= self.order.len() {
@@ -89,6 +99,18 @@ mod tests {
             images: (0..n).map(|i| i as f32).collect(),
             labels: (0..n).map(|i| (i % 10) as u8).collect(),
         }
+    }
+
+    #[test]
+    fn the_order_is_the_batches_concatenated() {
+        let d = tiny(23);
+        let batches = Batches::new(&d, 5, Some(3));
+        let order: Vec<f32> = batches.order().iter().map(|&i| i as f32).collect();
+        assert_eq!(batches.batch_size(), 5);
+        let images: Vec<f32> = Batches::new(&d, 5, Some(3))
+            .flat_map(|b| b.images)
+            .collect();
+        assert_eq!(order, images);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! [`testing::check_engine`] is the conformance suite every engine runs in its tests.
 
-use greenlab_data::Batch;
+use greenlab_data::{Batch, Dataset};
 use greenlab_meter::Seconds;
 use greenlab_model::{LayerKind, NetworkSpec};
 use serde::{Deserialize, Serialize};
@@ -127,6 +127,28 @@ pub struct EvalStats {
     pub correct: usize,
 }
 
+/// Totals of training steps whose statistics stayed on the device until
+/// [`Trainer::take_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PassStats {
+    /// Sum over the examples of the cross-entropy loss (before each step's update); NaN or
+    /// infinite once training diverged.
+    pub loss_sum: f64,
+    /// Examples classified correctly (before each step's update).
+    pub correct: usize,
+    /// Examples trained on.
+    pub examples: usize,
+}
+
+impl PassStats {
+    /// Adds `other`'s totals.
+    pub fn add(&mut self, other: PassStats) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+        self.examples += other.examples;
+    }
+}
+
 /// Time spent in one layer during a training step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerTiming {
@@ -212,6 +234,36 @@ pub trait Trainer {
     fn profile_step(&mut self, batch: &Batch) -> Result<StepProfile, EngineError> {
         let _ = batch;
         Err(EngineError::Unsupported("per-layer profiling".into()))
+    }
+
+    /// Offers the training set to keep on the trainer's device, so that steps name their
+    /// examples by position ([`Trainer::train_resident`]) instead of copying each batch there
+    /// and waiting for its statistics. Called once, before the first step; `Ok(true)` if the
+    /// trainer keeps it, `Ok(false)` (the default) if the caller should pass [`Batch`]es.
+    fn make_resident(&mut self, data: &Dataset) -> Result<bool, EngineError> {
+        let _ = data;
+        Ok(false)
+    }
+
+    /// The order of the next pass over the resident data (indices into it), copied to the
+    /// device once per pass. Only after `make_resident` returned true.
+    fn set_resident_order(&mut self, order: &[usize]) -> Result<(), EngineError> {
+        let _ = order;
+        Err(EngineError::Unsupported("resident training data".into()))
+    }
+
+    /// One Adam step on positions `start..start + len` of the current order of the resident
+    /// data. It is only queued: nothing waits for the device, and its loss and correct
+    /// predictions are added to the totals [`Trainer::take_stats`] returns.
+    fn train_resident(&mut self, start: usize, len: usize) -> Result<(), EngineError> {
+        let _ = (start, len);
+        Err(EngineError::Unsupported("resident training data".into()))
+    }
+
+    /// The totals of the resident steps since the last call (waiting for the device), and
+    /// starts new ones.
+    fn take_stats(&mut self) -> Result<PassStats, EngineError> {
+        Err(EngineError::Unsupported("resident training data".into()))
     }
 }
 

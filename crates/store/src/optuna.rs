@@ -165,13 +165,21 @@ fn user_attrs(t: &Trial) -> Vec<(String, Value)> {
     };
     put("greenlab_state", json!(t.state.as_str()));
     if let Some(e) = &t.energy {
+        // Unknown energy is exported as null with its reason, never as 0.
         put("energy_j", json!(greenlab_tune::study::trial_joules(t)));
-        put("energy_source", json!(e.source.to_string()));
+        put(
+            "machine_energy_j",
+            json!(e.total.map(|j| j.0).filter(|j| j.is_finite())),
+        );
+        put("energy_source", json!(e.provenance().to_string()));
+        if let Some(why) = e.why_unknown(greenlab_meter::EnergyBasis::Attributed) {
+            put("energy_unknown", json!(why));
+        }
         put("energy_duration_s", json!(e.duration.0));
         let domains: serde_json::Map<String, Value> = e
             .domains
             .iter()
-            .map(|(name, j, _)| (name.clone(), json!(j.0)))
+            .map(|(name, j, _)| (name.clone(), json!(j.map(|j| j.0))))
             .collect();
         put("energy_domains_j", Value::Object(domains));
     }
@@ -179,7 +187,7 @@ fn user_attrs(t: &Trial) -> Vec<(String, Value)> {
         let steps: serde_json::Map<String, Value> = t
             .intermediate
             .iter()
-            .map(|i| (i.step.to_string(), json!(i.energy.0)))
+            .map(|i| (i.step.to_string(), json!(i.energy.map(|j| j.0))))
             .collect();
         put("intermediate_energy_j", Value::Object(steps));
     }

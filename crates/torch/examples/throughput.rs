@@ -116,6 +116,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     let options = TorchOptions {
         threads: Some(args.threads),
+        ..TorchOptions::default()
     };
     let engine = TorchEngine::with_options(&args.device, options).map_err(|e| e.to_string())?;
     let mut trainer = engine

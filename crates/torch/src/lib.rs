@@ -18,7 +18,8 @@
 //! use greenlab_model::{Architecture, InputShape};
 //! use greenlab_torch::{TorchEngine, TorchOptions};
 //!
-//! let engine = TorchEngine::with_options("cpu", TorchOptions { threads: Some(2) })?;
+//! let options = TorchOptions { threads: Some(2), ..TorchOptions::default() };
+//! let engine = TorchEngine::with_options("cpu", options)?;
 //! let spec = Architecture::SimpleCnn { conv: 2, linear: 3, relu: true }
 //!     .spec(InputShape { channels: 1, height: 28, width: 28 }, 10)
 //!     .expect("a valid architecture");
@@ -27,6 +28,7 @@
 //! # Ok::<(), greenlab_engine::EngineError>(())
 //! ```
 
+mod adam;
 mod device;
 mod net;
 mod trainer;
@@ -45,6 +47,33 @@ pub struct TorchOptions {
     /// Intra-op CPU threads (`torch.set_num_threads`); `None` keeps libtorch's default (one per
     /// core). libtorch keeps one setting per process, so the last engine created wins.
     pub threads: Option<usize>,
+    /// How the step runs; `None` picks by device (see [`StepPlan::for_device`]).
+    pub plan: Option<StepPlan>,
+}
+
+/// How a training step runs around libtorch's kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepPlan {
+    /// Adam over one flat buffer of all parameters (a dozen whole-buffer operations per step,
+    /// as PyTorch's multi-tensor and fused Adam) instead of libtorch's per-tensor Adam.
+    pub flat_adam: bool,
+    /// Keep the training set on the device and take each step's batch from it by index; the
+    /// loss and correct predictions are summed on the device and read every few steps, so no
+    /// step waits for the device.
+    pub resident_data: bool,
+}
+
+impl StepPlan {
+    /// On a GPU, every step's launches matter and a host synchronisation stalls the queue:
+    /// flat Adam and resident data. On the CPU the kernels run as they are called, and the
+    /// step is libtorch's own Adam on batches passed in.
+    pub fn for_device(device: tch::Device) -> StepPlan {
+        let gpu = device != tch::Device::Cpu;
+        StepPlan {
+            flat_adam: gpu,
+            resident_data: gpu,
+        }
+    }
 }
 
 /// The libtorch engine on one device (`cpu`, `cuda` or `cuda:N`).
@@ -52,6 +81,7 @@ pub struct TorchOptions {
 pub struct TorchEngine {
     device: tch::Device,
     label: String,
+    plan: StepPlan,
 }
 
 impl TorchEngine {
@@ -70,6 +100,7 @@ impl TorchEngine {
             device,
             TorchOptions {
                 threads: (threads > 0).then_some(threads),
+                plan: None,
             },
         )
     }
@@ -82,10 +113,21 @@ impl TorchEngine {
             let threads = i32::try_from(threads).unwrap_or(i32::MAX);
             tch::set_num_threads(threads);
         }
+        if parsed != tch::Device::Cpu {
+            // Let cuDNN time its algorithms for each convolution shape once and keep the
+            // fastest (PyTorch's `torch.backends.cudnn.benchmark = True`).
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         Ok(TorchEngine {
             device: parsed,
             label: device::label(parsed),
+            plan: options.plan.unwrap_or(StepPlan::for_device(parsed)),
         })
+    }
+
+    /// How this engine's trainers run a step.
+    pub fn plan(&self) -> StepPlan {
+        self.plan
     }
 
     /// The tch device trainers run on.
@@ -118,6 +160,7 @@ impl Engine for TorchEngine {
             adam,
             seed,
             self.device,
+            self.plan,
         )?))
     }
 

@@ -2,9 +2,9 @@
 
 use std::time::Instant;
 
-use greenlab_data::Batch;
+use greenlab_data::{Batch, Dataset};
 use greenlab_engine::{
-    AdamConfig, EngineError, EvalStats, LayerTiming, StepProfile, StepStats, Trainer,
+    AdamConfig, EngineError, EvalStats, LayerTiming, PassStats, StepProfile, StepStats, Trainer,
     prefix_differences,
 };
 use greenlab_meter::Seconds;
@@ -12,21 +12,69 @@ use greenlab_model::{InputShape, LayerKind, NetworkSpec};
 use tch::nn::VarStore;
 use tch::{COptimizer, Device, Kind, Reduction, TchError, Tensor};
 
-use crate::backend;
+use crate::adam::FlatAdam;
 use crate::net::{self, Op};
+use crate::{StepPlan, backend};
+
+/// Adam, as libtorch implements it per parameter tensor or over one flat buffer.
+enum Optimizer {
+    Libtorch(COptimizer),
+    Flat(FlatAdam),
+}
+
+impl Optimizer {
+    /// Backpropagates `loss` and applies one update.
+    fn backward_step(&mut self, loss: &Tensor) -> Result<(), TchError> {
+        match self {
+            Optimizer::Libtorch(o) => {
+                o.zero_grad()?;
+                loss.f_backward()?;
+                o.step()
+            }
+            Optimizer::Flat(o) => o.backward_step(loss),
+        }
+    }
+
+    /// Backpropagates `loss`, then returns the update alone, timed.
+    fn timed_update(&mut self, device: Device, loss: &Tensor) -> Result<Seconds, TchError> {
+        match self {
+            Optimizer::Libtorch(o) => {
+                o.zero_grad()?;
+                loss.f_backward()?;
+                Ok(timed(device, || o.step())?.1)
+            }
+            Optimizer::Flat(o) => {
+                let grads = o.gradients(loss)?;
+                Ok(timed(device, || o.update(&grads))?.1)
+            }
+        }
+    }
+}
+
+/// The training set on the device, the current pass's order, and the running totals.
+struct Resident {
+    images: Tensor,
+    labels: Tensor,
+    order: Option<Tensor>,
+    loss_sum: Tensor,
+    correct: Tensor,
+    examples: usize,
+}
 
 /// A network on one device with libtorch's Adam.
 pub(crate) struct TorchTrainer {
     input: InputShape,
     classes: usize,
     device: Device,
+    plan: StepPlan,
     /// Owns the parameters and batch-norm statistics; `ops` hold handles to the same tensors.
-    _vars: VarStore,
+    vars: VarStore,
     ops: Vec<Op>,
     /// The type of each layer, in order, for profiles.
     kinds: Vec<LayerKind>,
-    optimizer: COptimizer,
+    optimizer: Optimizer,
     parameters: usize,
+    resident: Option<Resident>,
 }
 
 impl TorchTrainer {
@@ -39,6 +87,7 @@ impl TorchTrainer {
         adam: &AdamConfig,
         seed: u64,
         device: Device,
+        plan: StepPlan,
     ) -> Result<TorchTrainer, EngineError> {
         let build_error = |e: TchError| EngineError::Build {
             network: spec.name.clone(),
@@ -51,30 +100,44 @@ impl TorchTrainer {
         if device != Device::Cpu {
             vars.set_device(device);
         }
-        let mut optimizer = COptimizer::adam(
-            adam.lr,
-            adam.beta1,
-            adam.beta2,
-            adam.weight_decay,
-            adam.eps,
-            false,
-        )
-        .map_err(build_error)?;
         let trainable = vars.trainable_variables();
-        for var in &trainable {
-            optimizer.add_parameters(var, 0).map_err(build_error)?;
-        }
         let parameters = trainable.iter().map(Tensor::numel).sum();
+        let optimizer = if plan.flat_adam {
+            Optimizer::Flat(FlatAdam::new(trainable, *adam).map_err(build_error)?)
+        } else {
+            let mut optimizer = COptimizer::adam(
+                adam.lr,
+                adam.beta1,
+                adam.beta2,
+                adam.weight_decay,
+                adam.eps,
+                false,
+            )
+            .map_err(build_error)?;
+            for var in &trainable {
+                optimizer.add_parameters(var, 0).map_err(build_error)?;
+            }
+            Optimizer::Libtorch(optimizer)
+        };
         Ok(TorchTrainer {
             input: spec.input,
             classes: spec.classes,
             device,
-            _vars: vars,
+            plan,
+            vars,
             ops,
             kinds: spec.layers.iter().map(|l| l.layer.kind()).collect(),
             optimizer,
             parameters,
+            resident: None,
         })
+    }
+
+    /// Clears the parameters' accumulated `.grad` (the profile's prefix passes fill them).
+    fn clear_grads(&mut self) {
+        for mut v in self.vars.trainable_variables() {
+            v.zero_grad();
+        }
     }
 
     /// Checks a batch against the network and copies it to the device.
@@ -144,13 +207,52 @@ impl TorchTrainer {
         let logits = net::forward(&self.ops, images, true)?;
         let loss = cross_entropy(&logits, labels)?;
         let correct = tch::no_grad(|| count_correct(&logits, labels))?;
-        self.optimizer.zero_grad()?;
-        loss.f_backward()?;
-        self.optimizer.step()?;
+        self.optimizer.backward_step(&loss)?;
         Ok(StepStats {
             loss: loss.f_double_value(&[])?,
             correct,
         })
+    }
+
+    /// A step on positions `start..start + len` of the resident data's order; the loss and
+    /// correct predictions are added to the totals on the device. Nothing is read back.
+    fn resident_step(&mut self, start: usize, len: usize) -> Result<(), EngineError> {
+        let Some(r) = self.resident.as_mut() else {
+            return Err(not_resident());
+        };
+        let Some(order) = &r.order else {
+            return Err(EngineError::Batch(
+                "no order for the resident data; call set_resident_order first".into(),
+            ));
+        };
+        let total = usize::try_from(order.numel()).unwrap_or(0);
+        if len == 0 || start + len > total {
+            return Err(EngineError::Batch(format!(
+                "positions {start}..{} are outside the order of {total} examples",
+                start + len
+            )));
+        }
+        let loss = (|| -> Result<Tensor, TchError> {
+            let index = order.f_narrow(0, start as i64, len as i64)?;
+            let images = r.images.f_index_select(0, &index)?;
+            let labels = r.labels.f_index_select(0, &index)?;
+            let logits = net::forward(&self.ops, &images, true)?;
+            let loss = cross_entropy(&logits, &labels)?;
+            tch::no_grad(|| -> Result<(), TchError> {
+                r.loss_sum
+                    .f_add_(&loss.f_detach()?.f_mul_scalar(len as f64)?)?;
+                let hits = logits
+                    .f_argmax(-1, false)?
+                    .f_eq_tensor(&labels)?
+                    .f_sum(Kind::Int64)?;
+                r.correct.f_add_(&hits)?;
+                Ok(())
+            })?;
+            Ok(loss)
+        })()
+        .map_err(backend)?;
+        r.examples += len;
+        self.optimizer.backward_step(&loss).map_err(backend)
     }
 
     /// The profiled step; see [`Trainer::profile_step`] below for the method.
@@ -175,7 +277,7 @@ impl TorchTrainer {
         // sum's own gradient, timed on a leaf of the same shape, is taken off each prefix.
         let mut through = Vec::with_capacity(n);
         for k in 0..n {
-            self.optimizer.zero_grad()?;
+            self.clear_grads();
             let out = net::forward(&self.ops[..=k], images, true)?;
             let leaf = out.f_detach()?.set_requires_grad(true);
             let sum = out.f_sum(Kind::Float)?;
@@ -187,9 +289,10 @@ impl TorchTrainer {
         }
         let backward = prefix_differences(&through);
         // The gradients of an ordinary step (untimed), so the Adam update timed next is real.
-        self.optimizer.zero_grad()?;
-        cross_entropy(&net::forward(&self.ops, images, true)?, labels)?.f_backward()?;
-        let ((), optimizer) = timed(device, || self.optimizer.step())?;
+        self.clear_grads();
+        let loss = cross_entropy(&net::forward(&self.ops, images, true)?, labels)?;
+        let optimizer = self.optimizer.timed_update(device, &loss)?;
+        self.clear_grads();
         let layers = self
             .kinds
             .iter()
@@ -233,6 +336,10 @@ fn timed<T>(
 /// Mean cross-entropy of `logits` against integer `labels`.
 fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
     logits.f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)
+}
+
+fn not_resident() -> EngineError {
+    EngineError::Unsupported("resident training data (make_resident was refused)".into())
 }
 
 fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize, TchError> {
@@ -294,6 +401,100 @@ impl Trainer for TorchTrainer {
         profile.whole_step = whole_step;
         Ok(profile)
     }
+
+    /// Keeps the training set on the device when the plan says so (on a GPU by default).
+    fn make_resident(&mut self, data: &Dataset) -> Result<bool, EngineError> {
+        if !self.plan.resident_data {
+            return Ok(false);
+        }
+        let (c, h, w) = (self.input.channels, self.input.height, self.input.width);
+        if (data.channels, data.height, data.width) != (c, h, w) {
+            return Err(EngineError::Batch(format!(
+                "the training set holds {}x{}x{} images, the network takes {c}x{h}x{w}",
+                data.channels, data.height, data.width
+            )));
+        }
+        if data.images.len() != data.len() * c * h * w {
+            return Err(EngineError::Batch(format!(
+                "the training set says {} examples but holds {} pixel values",
+                data.len(),
+                data.images.len()
+            )));
+        }
+        if let Some(&label) = data
+            .labels
+            .iter()
+            .find(|&&l| usize::from(l) >= self.classes)
+        {
+            return Err(EngineError::Batch(format!(
+                "label {label} is out of range for {} classes",
+                self.classes
+            )));
+        }
+        let device = self.device;
+        let upload = || -> Result<Resident, TchError> {
+            let n = data.len() as i64;
+            let images = Tensor::f_from_slice(&data.images)?
+                .f_view([n, c as i64, h as i64, w as i64])?
+                .f_to_device(device)?;
+            let labels: Vec<i64> = data.labels.iter().map(|&l| i64::from(l)).collect();
+            let labels = Tensor::f_from_slice(&labels)?.f_to_device(device)?;
+            Ok(Resident {
+                images,
+                labels,
+                order: None,
+                loss_sum: Tensor::f_zeros([], (Kind::Float, device))?,
+                correct: Tensor::f_zeros([], (Kind::Int64, device))?,
+                examples: 0,
+            })
+        };
+        self.resident = Some(upload().map_err(backend)?);
+        Ok(true)
+    }
+
+    fn set_resident_order(&mut self, order: &[usize]) -> Result<(), EngineError> {
+        let device = self.device;
+        let Some(r) = self.resident.as_mut() else {
+            return Err(not_resident());
+        };
+        let n = r.labels.numel();
+        if let Some(&bad) = order.iter().find(|&&i| i >= n) {
+            return Err(EngineError::Batch(format!(
+                "example {bad} is outside the resident set of {n}"
+            )));
+        }
+        let order: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+        let order = Tensor::f_from_slice(&order)
+            .and_then(|t| t.f_to_device(device))
+            .map_err(backend)?;
+        r.order = Some(order);
+        Ok(())
+    }
+
+    fn train_resident(&mut self, start: usize, len: usize) -> Result<(), EngineError> {
+        self.resident_step(start, len)
+    }
+
+    fn take_stats(&mut self) -> Result<PassStats, EngineError> {
+        let Some(r) = self.resident.as_mut() else {
+            return Err(not_resident());
+        };
+        let read = || -> Result<(f64, i64), TchError> {
+            let loss_sum = r.loss_sum.f_double_value(&[])?;
+            let correct = r.correct.f_int64_value(&[])?;
+            r.loss_sum.f_zero_()?;
+            r.correct.f_zero_()?;
+            Ok((loss_sum, correct))
+        };
+        let (loss_sum, correct) = read().map_err(backend)?;
+        let stats = PassStats {
+            loss_sum,
+            correct: usize::try_from(correct).unwrap_or(0),
+            examples: r.examples,
+        };
+        r.examples = 0;
+        Ok(stats)
+    }
 }
 
 #[cfg(test)]
@@ -317,7 +518,14 @@ mod tests {
             },
         ];
         let spec = NetworkSpec::new("tiny", input, 3, layers).unwrap();
-        TorchTrainer::new(&spec, adam, 7, Device::Cpu).unwrap()
+        TorchTrainer::new(
+            &spec,
+            adam,
+            7,
+            Device::Cpu,
+            StepPlan::for_device(Device::Cpu),
+        )
+        .unwrap()
     }
 
     fn weight(t: &TorchTrainer) -> Vec<f32> {
@@ -400,7 +608,8 @@ mod tests {
             },
         ];
         let spec = NetworkSpec::new("bn", input, 3, layers).unwrap();
-        let t = TorchTrainer::new(&spec, &AdamConfig::default(), 1, Device::Cpu).unwrap();
+        let plan = StepPlan::for_device(Device::Cpu);
+        let t = TorchTrainer::new(&spec, &AdamConfig::default(), 1, Device::Cpu, plan).unwrap();
         let (images, _) = t.tensors(&batch()).unwrap();
         let images = images * 10.0 + 3.0;
         let bn = &t.ops[0];
@@ -410,5 +619,152 @@ mod tests {
         // ... the batch's own statistics normalise it to mean 0.
         let train = tch::no_grad(|| bn.forward(&images, true)).unwrap();
         assert!(train.mean(Kind::Float).double_value(&[]).abs() < 1e-4);
+    }
+
+    /// A SimpleCNN(1,2) on 8x8 images (conv, batch norm, ReLU, pool, linear layers) with the
+    /// given step plan.
+    fn cnn(plan: StepPlan, adam: &AdamConfig) -> TorchTrainer {
+        let input = InputShape {
+            channels: 1,
+            height: 8,
+            width: 8,
+        };
+        let spec = greenlab_model::Architecture::SimpleCnn {
+            conv: 1,
+            linear: 2,
+            relu: true,
+        }
+        .spec(input, 3)
+        .unwrap();
+        TorchTrainer::new(&spec, adam, 11, Device::Cpu, plan).unwrap()
+    }
+
+    fn all_weights(t: &TorchTrainer) -> Vec<f32> {
+        t.vars
+            .trainable_variables()
+            .iter()
+            .flat_map(|v| Vec::<f32>::try_from(v.flatten(0, -1)).unwrap())
+            .collect()
+    }
+
+    fn images(n: usize, seed: u64) -> Dataset {
+        let mut x = seed;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let images = (0..n * 64).map(|_| next()).collect();
+        let labels = (0..n).map(|i| (i % 3) as u8).collect();
+        Dataset {
+            channels: 1,
+            height: 8,
+            width: 8,
+            classes: 3,
+            images,
+            labels,
+        }
+    }
+
+    /// Flat Adam is libtorch's Adam: the same weights after several steps, with and without
+    /// weight decay.
+    #[test]
+    fn flat_adam_matches_libtorch_adam() {
+        let data = images(24, 3);
+        for weight_decay in [0.0, 0.1] {
+            let adam = AdamConfig {
+                lr: 0.01,
+                weight_decay,
+                ..AdamConfig::default()
+            };
+            let per_tensor = StepPlan {
+                flat_adam: false,
+                resident_data: false,
+            };
+            let flat = StepPlan {
+                flat_adam: true,
+                ..per_tensor
+            };
+            let (mut a, mut b) = (cnn(per_tensor, &adam), cnn(flat, &adam));
+            assert_eq!(all_weights(&a), all_weights(&b), "same start");
+            for batch in greenlab_data::Batches::new(&data, 8, Some(5)) {
+                let (sa, sb) = (a.train_step(&batch).unwrap(), b.train_step(&batch).unwrap());
+                assert!(
+                    (sa.loss - sb.loss).abs() < 1e-5,
+                    "{} vs {}",
+                    sa.loss,
+                    sb.loss
+                );
+            }
+            let (wa, wb) = (all_weights(&a), all_weights(&b));
+            assert_ne!(
+                wa,
+                all_weights(&cnn(per_tensor, &adam)),
+                "the weights moved"
+            );
+            for (x, y) in wa.iter().zip(&wb) {
+                assert!((x - y).abs() < 1e-5 * (1.0 + x.abs()), "{x} vs {y}");
+            }
+        }
+    }
+
+    /// Resident data (here on the CPU) trains exactly as batches passed in do, and reports
+    /// the same totals; positions and orders outside the data are refused.
+    #[test]
+    fn resident_steps_match_batches() {
+        let data = images(20, 9);
+        let adam = AdamConfig::default();
+        let plan = StepPlan {
+            flat_adam: true,
+            resident_data: true,
+        };
+        let mut batched = cnn(
+            StepPlan {
+                resident_data: false,
+                ..plan
+            },
+            &adam,
+        );
+        assert!(!batched.make_resident(&data).unwrap());
+        let mut resident = cnn(plan, &adam);
+        assert!(resident.make_resident(&data).unwrap());
+        let mut expected = PassStats::default();
+        for epoch in 0..2 {
+            let batches = greenlab_data::Batches::new(&data, 8, Some(epoch));
+            resident.set_resident_order(batches.order()).unwrap();
+            for (k, batch) in greenlab_data::Batches::new(&data, 8, Some(epoch)).enumerate() {
+                let s = batched.train_step(&batch).unwrap();
+                expected.add(PassStats {
+                    loss_sum: s.loss * batch.size as f64,
+                    correct: s.correct,
+                    examples: batch.size,
+                });
+                resident.train_resident(8 * k, batch.size).unwrap();
+            }
+        }
+        let got = resident.take_stats().unwrap();
+        assert_eq!(
+            (got.examples, got.correct),
+            (expected.examples, expected.correct)
+        );
+        assert!(
+            (got.loss_sum - expected.loss_sum).abs() < 1e-4,
+            "{got:?} vs {expected:?}"
+        );
+        for (x, y) in all_weights(&batched).iter().zip(&all_weights(&resident)) {
+            assert!((x - y).abs() < 1e-6 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+        assert_eq!(
+            resident.take_stats().unwrap().examples,
+            0,
+            "totals start again"
+        );
+        assert!(resident.train_resident(16, 8).is_err(), "past the end");
+        assert!(
+            resident.set_resident_order(&[0, 20]).is_err(),
+            "outside the data"
+        );
+        assert!(batched.train_resident(0, 1).is_err(), "not resident");
     }
 }

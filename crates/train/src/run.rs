@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use greenlab_data::{Batch, Batches, Dataset, Split};
-use greenlab_engine::{Engine, EngineError, Trainer};
+use greenlab_engine::{Engine, EngineError, PassStats, Trainer};
 use greenlab_meter::{
     Joules, Measurement, MeterError, Provenance, Seconds, Source, Tracker, WindowId,
 };
@@ -120,6 +120,11 @@ pub fn train_with(
     let mut trainer = engine
         .build(&spec, &config.adam, config.seed)
         .map_err(|source| TrainError::Engine { epoch: 0, source })?;
+    // A trainer that keeps the training set on its device (the torch engine on a GPU) gets
+    // example positions instead of batches, and its statistics are read every few steps.
+    let resident = trainer
+        .make_resident(&train_set)
+        .map_err(|source| TrainError::Engine { epoch: 0, source })?;
     let mut run = Run {
         trainer: trainer.as_mut(),
         tracker,
@@ -136,7 +141,11 @@ pub fn train_with(
             .wrapping_mul(0x9E37_79B9)
             .wrapping_add(epoch as u64);
         let mut batches = Batches::new(&train_set, config.batch_size, Some(shuffle));
-        let pass = run.train_epoch(epoch, &mut batches, &mut batch, observer)?;
+        let pass = if resident {
+            run.train_epoch_resident(epoch, &batches, observer)?
+        } else {
+            run.train_epoch(epoch, &mut batches, &mut batch, observer)?
+        };
         let unfinished = pass.diverged_at.is_some() || pass.interrupted_at.is_some();
         let (test_loss, test_accuracy, evaluation) = match unfinished {
             true => (None, None, None),
@@ -406,6 +415,104 @@ impl Run<'_> {
             examples: pass.2,
             steps: pass.3,
             diverged_at: pass.4,
+            interrupted_at,
+            measurement,
+        })
+    }
+
+    /// [`Run::train_epoch`] for a trainer that holds the training set: the pass's order is
+    /// handed over before the window opens (as the shuffle is outside it), each step names
+    /// its examples by position, and the statistics are read back every
+    /// `STEPS_PER_ENERGY_UPDATE` steps and at the end — so a divergence is noticed at the
+    /// next read, up to that many steps late, and reported at that step.
+    fn train_epoch_resident(
+        &mut self,
+        epoch: usize,
+        batches: &Batches<'_>,
+        observer: &mut dyn Observer,
+    ) -> Result<Pass, TrainError> {
+        let order = batches.order();
+        let size = batches.batch_size();
+        let steps = Batches::count(batches);
+        if let Err(e) = self.trainer.set_resident_order(order) {
+            return Err(TrainError::Engine { epoch, source: e });
+        }
+        let window = self.begin(&format!("epoch-{epoch}-train"))?;
+        let mut chunk = match self.tracker.begin(&format!("epoch-{epoch}-chunk")) {
+            Ok(id) => id,
+            Err(e) => return Err(self.meter_failure(&[window], e)),
+        };
+        let start = Instant::now();
+        let mut totals = PassStats::default();
+        let (mut done, mut queued) = (0usize, 0usize);
+        let (mut diverged_at, mut interrupted_at) = (None, None);
+        let mut chunk_energy = Some(Joules(0.0));
+        while done < steps {
+            let first = done * size;
+            let len = size.min(order.len() - first);
+            if let Err(e) = self.trainer.train_resident(first, len) {
+                return Err(self.abandon(&[chunk, window], e, epoch));
+            }
+            done += 1;
+            queued += len;
+            let stop = observer.interrupted();
+            if done % STEPS_PER_ENERGY_UPDATE == 0 || done == steps || stop {
+                match self.trainer.take_stats() {
+                    Ok(s) => totals.add(s),
+                    Err(e) => return Err(self.abandon(&[chunk, window], e, epoch)),
+                }
+                queued = 0;
+                if !totals.loss_sum.is_finite() {
+                    diverged_at = Some(done);
+                    break;
+                }
+                let closed = self.tracker.end(chunk);
+                let reopened = self.tracker.begin(&format!("epoch-{epoch}-chunk"));
+                match (closed, reopened) {
+                    (Ok(m), Ok(id)) => {
+                        chunk_energy = chunk_energy.zip(m.attributed).map(|(a, b)| a + b);
+                        chunk = id;
+                    }
+                    (Err(e), reopened) => {
+                        let mut open = vec![window];
+                        open.extend(reopened.ok());
+                        return Err(self.meter_failure(&open, e));
+                    }
+                    (Ok(_), Err(e)) => return Err(self.meter_failure(&[window], e)),
+                }
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            let seen = totals.examples.max(1) as f64;
+            observer.on_step(&StepReport {
+                epoch,
+                step: done,
+                steps,
+                loss: totals.loss_sum / seen,
+                accuracy: totals.correct as f64 / seen,
+                images_per_second: if elapsed > 0.0 {
+                    (totals.examples + queued) as f64 / elapsed
+                } else {
+                    0.0
+                },
+                energy_so_far: self.energy_so_far.zip(chunk_energy).map(|(a, b)| a + b),
+            });
+            if stop {
+                interrupted_at = Some(done);
+                break;
+            }
+        }
+        let _ = self.tracker.end(chunk);
+        let measurement = self.end(window)?;
+        self.energy_so_far = self
+            .energy_so_far
+            .zip(measurement.attributed)
+            .map(|(a, b)| a + b);
+        Ok(Pass {
+            loss_sum: totals.loss_sum,
+            correct: totals.correct,
+            examples: totals.examples,
+            steps: done,
+            diverged_at,
             interrupted_at,
             measurement,
         })

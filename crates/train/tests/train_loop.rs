@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use greenlab_data::{Batch, Dataset, Split};
 use greenlab_engine::{
-    AdamConfig, Engine, EngineError, EvalStats, LayerTiming, StepProfile, StepStats, Trainer,
+    AdamConfig, Engine, EngineError, EvalStats, LayerTiming, PassStats, StepProfile, StepStats,
+    Trainer,
 };
 use greenlab_meter::{
     Domain, DomainReading, Joules, Meter, MeterError, MeterOptions, Reading, Seconds, Source,
@@ -69,6 +70,8 @@ struct Script {
     nan_at: Option<usize>,
     /// Global step (from 1) that fails.
     fail_at: Option<usize>,
+    /// Keep the training set "on the device" and train by position.
+    resident: bool,
 }
 
 struct FakeEngine(Script);
@@ -78,6 +81,12 @@ struct FakeTrainer {
     steps: usize,
     parameters: usize,
     layers: Vec<greenlab_model::LayerKind>,
+    /// Resident mode: the data's labels, the pass's order, the totals not yet taken, and
+    /// where in the order the next step must start.
+    labels: Vec<u8>,
+    order: Vec<usize>,
+    pending: PassStats,
+    next: usize,
 }
 
 impl Engine for FakeEngine {
@@ -98,13 +107,17 @@ impl Engine for FakeEngine {
             steps: 0,
             parameters: spec.parameter_count(),
             layers: spec.layers.iter().map(|l| l.layer.kind()).collect(),
+            labels: Vec::new(),
+            order: Vec::new(),
+            pending: PassStats::default(),
+            next: 0,
         }))
     }
 }
 
-impl Trainer for FakeTrainer {
+impl FakeTrainer {
     /// The loss halves every step; from the third step on, every example is right.
-    fn train_step(&mut self, batch: &Batch) -> Result<StepStats, EngineError> {
+    fn scripted_step(&mut self, size: usize) -> Result<StepStats, EngineError> {
         self.steps += 1;
         if self.script.fail_at == Some(self.steps) {
             return Err(EngineError::Backend {
@@ -117,8 +130,51 @@ impl Trainer for FakeTrainer {
         } else {
             2.0 / (1u64 << self.steps.min(60)) as f64
         };
-        let correct = if self.steps >= 3 { batch.size } else { 0 };
+        let correct = if self.steps >= 3 { size } else { 0 };
         Ok(StepStats { loss, correct })
+    }
+}
+
+impl Trainer for FakeTrainer {
+    fn train_step(&mut self, batch: &Batch) -> Result<StepStats, EngineError> {
+        assert!(!self.script.resident, "a resident trainer gets no batches");
+        self.scripted_step(batch.size)
+    }
+    fn make_resident(&mut self, data: &Dataset) -> Result<bool, EngineError> {
+        if self.script.resident {
+            self.labels = data.labels.clone();
+        }
+        Ok(self.script.resident)
+    }
+    /// Each pass's order is a permutation of the data, and the steps walk it from the start
+    /// in consecutive runs that end exactly at its end.
+    fn set_resident_order(&mut self, order: &[usize]) -> Result<(), EngineError> {
+        assert_eq!(
+            self.next,
+            self.order.len(),
+            "the previous pass was not finished"
+        );
+        let mut sorted = order.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..self.labels.len()).collect::<Vec<_>>());
+        self.order = order.to_vec();
+        self.next = 0;
+        Ok(())
+    }
+    fn train_resident(&mut self, start: usize, len: usize) -> Result<(), EngineError> {
+        assert_eq!(start, self.next);
+        assert!(len > 0 && start + len <= self.order.len());
+        self.next += len;
+        let s = self.scripted_step(len)?;
+        self.pending.add(PassStats {
+            loss_sum: s.loss * len as f64,
+            correct: s.correct,
+            examples: len,
+        });
+        Ok(())
+    }
+    fn take_stats(&mut self) -> Result<PassStats, EngineError> {
+        Ok(std::mem::take(&mut self.pending))
     }
     /// Half the examples right, loss 0.25 each, while the network has trained 3 steps or more.
     fn evaluate(&mut self, batch: &Batch) -> Result<EvalStats, EngineError> {
@@ -293,6 +349,51 @@ fn a_nan_loss_ends_the_run_as_diverged_keeping_earlier_epochs() {
     let back: greenlab_train::TrainResult = serde_json::from_str(&json).unwrap();
     assert!(back.epochs[1].train_loss.is_nan());
     assert_eq!(back.status, result.status);
+}
+
+#[test]
+fn a_resident_trainer_gets_positions_and_reports_the_same_epochs() {
+    let batches = train(
+        &FakeEngine(Script::default()),
+        &split(),
+        &config(2),
+        &tracker(10.0),
+        &mut |_| Control::Continue,
+    )
+    .expect("batches");
+    let resident = train(
+        &FakeEngine(Script {
+            resident: true,
+            ..Script::default()
+        }),
+        &split(),
+        &config(2),
+        &tracker(10.0),
+        &mut |_| Control::Continue,
+    )
+    .expect("resident");
+    assert_eq!(resident.status, RunStatus::Completed);
+    for (a, b) in batches.epochs.iter().zip(&resident.epochs) {
+        assert_eq!((a.steps, a.examples), (b.steps, b.examples));
+        assert!((a.train_loss - b.train_loss).abs() < 1e-12);
+        assert_eq!(a.train_accuracy, b.train_accuracy);
+        assert_eq!(a.test_accuracy, b.test_accuracy);
+    }
+
+    // A NaN is seen when the statistics are read: at the end of the 4-step epoch.
+    let result = train(
+        &FakeEngine(Script {
+            resident: true,
+            nan_at: Some(6),
+            ..Script::default()
+        }),
+        &split(),
+        &config(5),
+        &tracker(10.0),
+        &mut |_| Control::Continue,
+    )
+    .expect("divergence is a result");
+    assert_eq!(result.status, RunStatus::Diverged { epoch: 2, step: 4 });
 }
 
 #[test]

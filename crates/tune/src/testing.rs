@@ -281,7 +281,8 @@ pub fn check_lost_workers_and_retries(s: &dyn Storage) {
         "create_trial_for returns the process"
     );
     s.set_params(t0.id, &params(0.1)).expect("params");
-    s.report_intermediate(t0.id, 1, 0.5, 2.0).expect("report");
+    s.report_intermediate(t0.id, 1, 0.5, Some(2.0))
+        .expect("report");
     let stored = s.trial(st.id, t0.id).expect("trial");
     assert_eq!(stored.process, w1.process, "the process is stored");
     assert_eq!(stored.host(), Some("node-a"));

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod factorial;
+pub mod gemm_peak;
 pub mod measure;
 pub mod meters;
 pub mod profile;

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use greenlab_meter::EnergyBasis;
 use greenlab_tune::config::StudyConfig;
 use greenlab_tune::{Storage, StudyRecord, Trial, TrialState};

@@ -158,6 +158,8 @@ pub(crate) fn trial(number: u64, params: Params, values: Option<Vec<f64>>) -> Tr
         worker: None,
         started_at: None,
         finished_at: None,
+        process: None,
+        retry_of: None,
     }
 }
 
