@@ -13,6 +13,11 @@
 //! - [`analysis`]: ANOVA, Tukey HSD, Kruskal–Wallis, cell means and the trade-off of a design,
 //!   and the report sections that show them.
 //! - [`strategies`]: tuning strategies as studies, compared by accuracy reached per joule.
+//! - [`procedure`]: the paper's procedures as its code ran them, or greenlab's, and every way a
+//!   run deviates from the paper's code.
+//! - [`recommend`]: which strategy reaches a target accuracy for the least energy, with
+//!   intervals and tests against the paper's Bayesian optimisation.
+//! - [`paper`]: the paper's published figures per dataset, read from its released files.
 //! - [`replicate`]: the paper's two studies at a preset's scale, with findings and a report.
 //!
 //! ```no_run
@@ -48,6 +53,9 @@ pub mod analysis;
 mod error;
 pub mod factorial;
 pub mod objective;
+pub mod paper;
+pub mod procedure;
+pub mod recommend;
 pub mod replicate;
 pub mod strategies;
 
