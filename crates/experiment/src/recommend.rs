@@ -86,6 +86,8 @@ pub struct Recommendation {
     pub network: String,
     /// The target accuracy (a fraction).
     pub target_accuracy: f64,
+    /// How the target was chosen, in words.
+    pub target_rule: String,
     /// The common budget for accuracy at equal energy, joules.
     pub budget_j: f64,
     /// Every strategy, in input order.
@@ -134,13 +136,15 @@ pub fn energy_or_not_reached(j: f64) -> String {
 }
 
 /// Analyses one network's strategies; `paper` says which labels are the paper's, `source` is the
-/// energy's provenance in words (`estimated`, `counter`, ...).
+/// energy's provenance in words (`estimated`, `counter`, ...), `target_rule` how the
+/// comparison's target was chosen.
 pub fn recommend(
     network: &str,
     comparison: &StrategyComparison,
     runs: &[StrategyRuns],
     paper: &dyn Fn(&str) -> bool,
     source: &str,
+    target_rule: &str,
 ) -> Recommendation {
     let budget = comparison
         .strategies
@@ -274,6 +278,7 @@ pub fn recommend(
     Recommendation {
         network: network.into(),
         target_accuracy: comparison.target_accuracy,
+        target_rule: target_rule.into(),
         budget_j: budget,
         choice: choice.map(|c| c.label.clone()),
         strategies,
@@ -302,8 +307,9 @@ pub fn table(r: &Recommendation) -> Table {
         "total energy (median)",
     ])
     .with_caption(format!(
-        "Target {:.2} % test accuracy; equal energy = {} (the smallest median total of any strategy); intervals: percentile bootstrap over repetitions; tests: two-sided Mann–Whitney U against the paper's Bayesian optimisation; energy-aware strategies marked *",
+        "Target {:.2} % test accuracy ({}); equal energy = {} (the smallest median total of any strategy); intervals: percentile bootstrap over repetitions; tests: two-sided Mann–Whitney U against the paper's Bayesian optimisation; energy-aware strategies marked *",
         100.0 * r.target_accuracy,
+        r.target_rule,
         energy(r.budget_j)
     ));
     let p = |v: &Option<VersusBayesian>| match v {
@@ -392,7 +398,14 @@ mod tests {
             },
         ];
         let c = compare_strategies(&runs, CompareOptions::default()).unwrap();
-        let r = recommend("SimpleCNN", &c, &runs, &|n| n != "pruned", "estimated");
+        let r = recommend(
+            "SimpleCNN",
+            &c,
+            &runs,
+            &|n| n != "pruned",
+            "estimated",
+            "99 % of the best",
+        );
         assert_eq!(r.choice.as_deref(), Some("pruned"));
         let pruned = &r.strategies[1];
         assert_eq!(pruned.median_energy_to_target_j, 12.0);

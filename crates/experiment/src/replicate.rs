@@ -335,6 +335,21 @@ pub struct Overrides {
     pub eta_squared: Option<EtaSquared>,
     /// RQ1's target accuracy (a fraction).
     pub target_accuracy: Option<f64>,
+    /// RQ1's networks, a subset of the paper's three.
+    pub networks: Option<Vec<Architecture>>,
+}
+
+/// One of the paper's three RQ1 networks by its command-line name (`dense-poly`,
+/// `dense-linear`, `simple-cnn`).
+pub fn paper_network(name: &str) -> Result<Architecture, ExperimentError> {
+    paper_networks()
+        .into_iter()
+        .find(|a| a.model_name() == name)
+        .ok_or_else(|| {
+            ExperimentError::Invalid(format!(
+                "unknown RQ1 network {name:?}; the paper's are dense-poly, dense-linear, simple-cnn"
+            ))
+        })
 }
 
 impl Preset {
@@ -369,6 +384,9 @@ impl Preset {
         }
         if o.target_accuracy.is_some() {
             self.target_accuracy = o.target_accuracy;
+        }
+        if let Some(n) = &o.networks {
+            self.rq1_networks = n.clone();
         }
     }
 }
@@ -427,8 +445,9 @@ pub struct Calibration {
     pub seconds: f64,
 }
 
-/// Measures every network a preset trains: `batches` batches of synthetic images of the
-/// dataset's shape, then one evaluation of as many images.
+/// Measures every network a preset trains: two epochs of `batches` batches of synthetic images
+/// of the dataset's shape, each followed by an evaluation of as many images; the second epoch
+/// (after the warm-up) is the measurement.
 ///
 /// # Errors
 /// The engine fails to build or train a network.
@@ -469,10 +488,11 @@ pub fn calibrate(
         if speeds.iter().any(|s: &Speed| s.network == network) {
             continue;
         }
+        // Two epochs: the first warms the engine up (allocations, caches); the second is timed.
         let config = TrainConfig {
             architecture: network,
             dataset: preset.dataset,
-            epochs: 1,
+            epochs: 2,
             batch_size: preset.batch_size,
             ..TrainConfig::default()
         };
@@ -480,15 +500,15 @@ pub fn calibrate(
             greenlab_train::Control::Continue
         })
         .map_err(|e| ExperimentError::Invalid(format!("calibrating {network}: {e}")))?;
-        let eval_s: f64 = r
-            .epochs
-            .iter()
-            .filter_map(|e| e.evaluation.as_ref())
-            .map(|m| m.duration.0)
-            .sum();
+        let Some(last) = r.epochs.last() else {
+            return Err(ExperimentError::Invalid(format!(
+                "calibrating {network}: the run ended before its first epoch"
+            )));
+        };
+        let eval_s = last.evaluation.as_ref().map_or(0.0, |m| m.duration.0);
         speeds.push(Speed {
             network,
-            train_images_per_second: r.images_per_second(),
+            train_images_per_second: last.images_per_second,
             test_images_per_second: if eval_s > 0.0 { n as f64 / eval_s } else { 0.0 },
         });
     }
@@ -613,23 +633,23 @@ pub fn plan_text(preset: &Preset, only: Option<&str>, calibration: Option<&Calib
     }
     match (calibration, total_seconds) {
         (Some(c), Some(t)) => {
-            let slowest = c
+            let speeds = c
                 .speeds
                 .iter()
-                .map(|s| format!("{} {:.0} img/s", s.network, s.train_images_per_second))
+                .map(|s| format!("{} {:.0}", s.network, s.train_images_per_second))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let (ch, h, w) = dataset_shape(preset.dataset);
             out.push_str(&format!(
-                "  time on this machine: about {} ({} engine, calibrated in {:.0} s on {} batches \
-                 of synthetic {}×{}×{} images per network: {slowest}); pruned trials stop \
-                 early, so the energy-aware strategies may take less\n",
+                "  time on this machine: about {} with the {} engine (training and an evaluation \
+                 after every epoch; pruned trials stop early, so the energy-aware strategies may \
+                 take less)\n  calibration: {:.0} s, per network an epoch of {} batches of \
+                 synthetic {ch}×{h}×{w} images after a warm-up epoch; training images/s: \
+                 {speeds}\n",
                 duration_text(t),
                 c.engine,
                 c.seconds,
                 c.batches,
-                dataset_shape(preset.dataset).0,
-                dataset_shape(preset.dataset).1,
-                dataset_shape(preset.dataset).2,
             ));
         }
         _ => out.push_str("  time: not calibrated\n"),
@@ -829,10 +849,13 @@ pub fn run_rq1(
             .push((arch.to_string(), strategies::compare(&paper_runs)));
         let comparison = strategies::compare_reachable(&runs, preset.target_accuracy);
         let is_paper = |label: &str| strategies.iter().any(|s| s.paper && s.label == label);
-        let recommendation = comparison
-            .as_ref()
-            .ok()
-            .map(|c| recommend::recommend(&arch.to_string(), c, &runs, &is_paper, &source));
+        let recommendation = comparison.as_ref().ok().map(|c| {
+            let rule = match preset.target_accuracy {
+                Some(_) => "as set",
+                None => "99 % of the best median best accuracy of any strategy",
+            };
+            recommend::recommend(&arch.to_string(), c, &runs, &is_paper, &source, rule)
+        });
         rq1.networks.push(Rq1Network {
             network: arch.to_string(),
             architecture: *arch,
@@ -1357,4 +1380,98 @@ pub fn build_report(
     ]));
     report.push(cfg);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paper_procedure() -> Procedure {
+        Procedure::Paper {
+            beta2_as_sampled: false,
+        }
+    }
+
+    #[test]
+    fn the_paper_preset_is_the_papers_design_under_both_procedures() {
+        for procedure in [paper_procedure(), Procedure::Greenlab] {
+            for dataset in [DatasetKind::FashionMnist, DatasetKind::Cifar10] {
+                let p = Preset::new("paper", procedure, dataset);
+                assert!(
+                    p.smaller_than_paper(None).is_empty(),
+                    "{procedure} {dataset}"
+                );
+                assert_eq!(p.rq1_sequences(), 8);
+                assert_eq!(p.rq1_experiments, 64);
+                assert_eq!(8 * p.rq2_configurations * p.rq2_repetitions, 3072);
+            }
+        }
+        let quick = Preset::new("quick", paper_procedure(), DatasetKind::FashionMnist);
+        let smaller = quick.smaller_than_paper(None).join("; ");
+        assert!(smaller.contains("2 epoch(s) instead of 25"), "{smaller}");
+        assert!(smaller.contains("3 repetitions instead of 8"), "{smaller}");
+        assert!(
+            quick
+                .smaller_than_paper(Some("rq2"))
+                .iter()
+                .all(|s| !s.contains("RQ1"))
+        );
+    }
+
+    #[test]
+    fn the_plan_counts_runs_and_times_them_from_the_calibration() {
+        let p = Preset::new("paper", paper_procedure(), DatasetKind::Cifar10);
+        // Every RQ2 network trains 1,000 images/s and evaluates 5,000/s: a run is 25 epochs of
+        // 50,000 / 1,000 + 10,000 / 5,000 = 52 s, i.e. 1,300 s; 3,072 runs take 3,993,600 s.
+        let calibration = Calibration {
+            engine: "fake".into(),
+            speeds: rq2_networks()
+                .into_iter()
+                .map(|network| Speed {
+                    network,
+                    train_images_per_second: 1000.0,
+                    test_images_per_second: 5000.0,
+                })
+                .collect(),
+            batches: 1,
+            seconds: 0.0,
+        };
+        let text = plan_text(&p, Some("rq2"), Some(&calibration));
+        assert!(
+            text.contains("16 random (lr, β1, β2) configurations × 24 repetitions = 3072 training runs of 25 epoch(s) × 50000 images (test on 10000)"),
+            "{text}"
+        );
+        assert!(text.contains("about 46.2 days"), "{text}");
+        assert!(text.contains("synthetic 3×32×32 images"), "{text}");
+        assert!(text.contains("scale: the paper's design"), "{text}");
+        assert!(!text.contains("RQ1"));
+        // Without a calibration the plan says so instead of guessing.
+        assert!(plan_text(&p, None, None).contains("time: not calibrated"));
+    }
+
+    #[test]
+    fn rq2_configurations_are_drawn_from_the_procedures_ranges_and_beta2_is_logged_only() {
+        let p = Preset::new("paper", paper_procedure(), DatasetKind::FashionMnist);
+        let d = p.rq2_design().unwrap();
+        assert_eq!(d.configurations.len(), 16);
+        for c in &d.configurations {
+            let lr = c["lr"].as_f64().unwrap();
+            let b1 = c["beta1"].as_f64().unwrap();
+            let b2 = c["beta2"].as_f64().unwrap();
+            assert!(
+                (1e-5..=1e-3).contains(&lr) && (0.5..1.0).contains(&b1) && (0.8..1.0).contains(&b2)
+            );
+        }
+        assert_eq!(d.logged_only, vec!["beta2".to_string()]);
+        assert_eq!(d.points().len(), 3072);
+        // Linear scale: most learning rates lie above 1e-4 (90 % of [1e-5, 1e-3]).
+        let above = d
+            .configurations
+            .iter()
+            .filter(|c| c["lr"].as_f64().unwrap() > 1e-4)
+            .count();
+        assert!(above >= 10, "{above} of 16");
+        let g = Preset::new("paper", Procedure::Greenlab, DatasetKind::FashionMnist);
+        assert!(g.rq2_design().unwrap().logged_only.is_empty());
+    }
 }

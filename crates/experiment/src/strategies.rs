@@ -285,10 +285,18 @@ pub fn section(
         "reached target",
         "energy to target (median)",
     ])
-    .with_caption(format!(
-        "Target: {:.2} % test accuracy = 99 % of the best seen",
-        100.0 * c.target_accuracy
-    ));
+    .with_caption(match c.options.target_accuracy {
+        None => format!(
+            "Target: {:.2} % test accuracy = {:.0} % of the best seen",
+            100.0 * c.target_accuracy,
+            100.0 * c.options.target_fraction
+        ),
+        Some(_) => format!(
+            "Target: {:.2} % test accuracy (the best seen: {:.2} %)",
+            100.0 * c.target_accuracy,
+            100.0 * c.best_accuracy
+        ),
+    });
     for st in &c.strategies {
         let med = |v: &[f64]| greenlab_stats::describe::median(v);
         t.push_row([

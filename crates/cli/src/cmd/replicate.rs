@@ -13,7 +13,7 @@ use greenlab_data::{DEFAULT_FASHION_MNIST_DIR, DatasetKind};
 use greenlab_experiment::procedure::Procedure;
 use greenlab_experiment::replicate::{
     Overrides, Preset, Progress, Results, Rq1, Setup, build_report, calibrate, energy_source,
-    plan_text, run_rq1, run_rq2,
+    paper_network, plan_text, run_rq1, run_rq2,
 };
 use greenlab_meter::{MeterChoice, MeterOptions, Tracker};
 use greenlab_report::{Report, render_html, render_json, render_markdown, write_atomically};
@@ -82,6 +82,10 @@ pub struct Args {
     /// RQ1 over the paper's 5-parameter space (lr, β1, β2, ε, weight decay) instead of 3.
     #[arg(long)]
     five_params: bool,
+    /// RQ1's networks, comma-separated (default: the paper's three: dense-poly, dense-linear,
+    /// simple-cnn).
+    #[arg(long, value_delimiter = ',')]
+    networks: Option<Vec<String>>,
     /// RQ1 with the paper's three strategies only (no energy-aware strategies beside them).
     #[arg(long)]
     paper_strategies_only: bool,
@@ -146,6 +150,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         epochs: args.epochs.map(|e| e as usize),
         five_params: args.five_params,
         paper_strategies_only: args.paper_strategies_only,
+        networks: args
+            .networks
+            .as_ref()
+            .map(|names| names.iter().map(|n| paper_network(n)).collect())
+            .transpose()
+            .context("--networks")?,
         target_accuracy: match args.target_accuracy {
             Some(t) if !(t > 0.0 && t <= 1.0) => {
                 anyhow::bail!("--target-accuracy {t} must be a fraction in (0, 1], e.g. 0.85")
