@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{greenlab, stderr, tiny_dataset};
+use common::{greenlab, stderr, tiny_cifar, tiny_dataset};
 use greenlab_tune::TrialState;
 use serde_json::Value;
 
@@ -46,6 +46,9 @@ fn replicate_runs_both_studies_resumes_and_reports() {
             "3",
             "--limit-train",
             limit_train,
+            "--epochs",
+            "1",
+            "--paper-strategies-only",
         ])
     };
     let run = || run_with("256");
@@ -84,8 +87,27 @@ fn replicate_runs_both_studies_resumes_and_reports() {
         "{terms:?}"
     );
 
+    // Every network has a recommendation over its strategies' repetitions.
+    let networks = results["rq1_strategies"].as_array().unwrap();
+    assert_eq!(networks.len(), 3);
+    for n in networks {
+        let strategies = n["recommendation"]["strategies"].as_array().unwrap();
+        assert_eq!(strategies.len(), 3, "the paper's three only");
+        assert!(strategies.iter().all(|s| s["repetitions"] == 2));
+    }
+
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("Findings") && html.contains("ESTIMATED"));
+    // The first screen answers which strategy to use and states the method; the method
+    // section with every deviation from the paper comes before the findings.
+    let lead = html
+        .find("Which strategy should I use")
+        .expect("the answer");
+    assert!(lead < html.find("findings-at-a-glance").unwrap());
+    assert!(html[lead..].contains("Method: the greenlab procedure"));
+    let method = html.find("<h2>Method</h2>").expect("a method section");
+    assert!(method < html.find("<h2>Findings</h2>").unwrap());
+    assert!(html.contains("Procedure: greenlab") && html.contains("batch order"));
     assert!(
         html.matches("data-plot=").count() >= 5,
         "RQ1 curves, cell means and the scatter are drawn"
@@ -190,37 +212,160 @@ fn factorial_design_file_is_validated_and_runs() {
 fn the_paper_preset_is_the_papers_design_and_plans_without_training() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("never-created");
-    let out = greenlab(&[
-        "replicate",
-        "--preset",
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "replicate",
+            "--preset",
+            "paper",
+            "--plan",
+            "--calibration-batches",
+            "1",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = greenlab(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The paper's procedure: one search of 64 configurations, each trained 8 times, per
+    // network and strategy (3 × 3 × 64 × 8 = 4,608 runs), 25 epochs of the full set.
+    let p = plan(&[
+        "--procedure",
         "paper",
-        "--plan",
-        "--out",
-        out_dir.to_str().unwrap(),
+        "--only",
+        "rq1",
+        "--paper-strategies-only",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let plan = String::from_utf8_lossy(&out.stdout);
-    // RQ1: 3 networks × 3 strategies × 5 repetitions × 30 trials, full training set.
     assert!(
-        plan.contains("45 studies of 30 trials over 3 hyperparameters"),
-        "{plan}"
+        p.contains("3 networks × 3 strategies (grid, random, bayesian) × 1 search(es) of 64 configurations × 8 training(s) each = 9 studies, 4608 training runs of 25 epoch(s) × 60000 images (test on 10000) over 3 hyperparameters"),
+        "{p}"
     );
-    assert!(
-        plan.contains("1350 training runs of 5 epoch(s) × 60000 images"),
-        "{plan}"
-    );
-    // RQ2: the 2×2×2 design, 25 epochs of the full set at batch 512, as the paper.
-    assert!(
-        plan.contains("40 training runs of 25 epoch(s) × 60000 images"),
-        "{plan}"
-    );
-    assert!(plan.contains("batch 512"), "{plan}");
+    assert!(p.contains("scale: the paper's design"), "{p}");
+    assert!(p.contains("time on this machine: about"), "{p}");
+    assert!(p.contains("batch 512"), "{p}");
+    // No data folder is needed to plan: the calibration trains on synthetic images (the
+    // CIFAR-10 plan and its arithmetic are checked in greenlab-experiment's unit tests).
+    assert!(p.contains("synthetic 1×28×28 images"), "{p}");
     assert!(!out_dir.exists(), "a plan writes nothing");
 
-    let out = greenlab(&["replicate", "--plan", "--five-params", "--only", "rq1"]);
-    let plan = String::from_utf8_lossy(&out.stdout);
+    // Anything smaller than the paper says so.
+    let out = greenlab(&[
+        "replicate",
+        "--plan",
+        "--calibration-batches",
+        "1",
+        "--five-params",
+        "--only",
+        "rq1",
+        "--paper-strategies-only",
+    ]);
+    let p = String::from_utf8_lossy(&out.stdout);
     assert!(
-        plan.contains("over 5 hyperparameters") && !plan.contains("RQ2"),
-        "{plan}"
+        p.contains("over 5 hyperparameters") && !p.contains("RQ2"),
+        "{p}"
+    );
+    assert!(p.contains("scale: SMALLER than the paper"), "{p}");
+}
+
+#[test]
+fn the_paper_procedure_runs_every_strategy_on_a_tiny_cifar_set() {
+    let data = tempfile::tempdir().unwrap();
+    tiny_cifar(data.path(), 16, 40);
+    let out = tempfile::tempdir().unwrap();
+    let run = greenlab(&[
+        "replicate",
+        "--procedure",
+        "paper",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--meter",
+        "estimate",
+        "--repetitions",
+        "2",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--networks",
+        "simple-cnn",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let db = out.path().join("greenlab.db");
+    let counts = trial_counts(&db);
+    // 7 strategies (the paper's 3 and 4 energy-aware) × 1 search on the CNN, and RQ2.
+    assert_eq!(counts.len(), 8, "{counts:?}");
+    for (name, (n, _)) in &counts {
+        if name.starts_with("rq1") {
+            assert_eq!(*n, 4, "{name}: 2 configurations × 2 trainings");
+        }
+    }
+    // RQ2: 8 cells × 3 random configurations × 2 repetitions.
+    let factorial = counts
+        .iter()
+        .find(|(n, _)| n.contains("factorial"))
+        .map(|(_, c)| *c)
+        .unwrap();
+    assert_eq!(factorial.0, 48);
+
+    // Each configuration is trained twice in a row; β2 is sampled and logged but the run
+    // trained with 0.999, as the paper's code did.
+    let storage = greenlab_store::open(&format!("sqlite://{}", db.display())).unwrap();
+    let study = storage
+        .list_studies()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name.contains("simple-cnn-gp-r0"))
+        .unwrap();
+    let trials = storage.trials(study.id).unwrap();
+    assert_eq!(trials[0].params, trials[1].params);
+    assert_eq!(trials[2].params, trials[3].params);
+    assert_ne!(trials[0].params, trials[2].params);
+    assert!(trials[0].params.contains_key("beta2"));
+    assert!(
+        trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .all(|t| t.attrs["metrics"]["beta2_trained"] == serde_json::json!(0.999)),
+        "{:?}",
+        trials[0].attrs
+    );
+
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("Procedure: paper") && html.contains("cifar10"));
+    assert!(
+        html.contains("on cifar10"),
+        "the verdict quotes CIFAR-10's published η²"
+    );
+    assert!(html.contains("Which strategy should I use"));
+    assert!(html.contains("cost-aware GP") && html.contains("ASHA"));
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["rq1_strategies"].as_array().unwrap().len(), 1);
+    let first = &results["rq1_strategies"][0]["recommendation"];
+    assert_eq!(first["strategies"].as_array().unwrap().len(), 7);
+    assert_eq!(first["strategies"][0]["repetitions"], 2);
+
+    // A partial CIFAR folder is a clear error naming what is missing and what is expected.
+    std::fs::remove_file(data.path().join("data_batch_4.bin")).unwrap();
+    let bad = greenlab(&[
+        "replicate",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().join("bad").to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    let e = stderr(&bad);
+    assert!(
+        e.contains("data_batch_4.bin") && e.contains("test_batch.bin") && e.contains("lacks 1"),
+        "{e}"
     );
 }

@@ -45,31 +45,50 @@ fn empty() -> Dataset {
     }
 }
 
-/// Loads CIFAR-10's binary batches from `dir` (or `dir/cifar-10-batches-bin`).
+/// The files of CIFAR-10's binary version (`cifar-10-binary.tar.gz`), in the order they are read.
+pub const CIFAR10_FILES: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+
+/// Loads CIFAR-10's binary batches from `dir` (or `dir/cifar-10-batches-bin`): the five
+/// training batches and the test batch. A folder without all six files is an error naming the
+/// missing ones and every file expected.
 pub fn load_cifar10(dir: &Path) -> Result<Split, DataError> {
-    let base: PathBuf = if dir.join("test_batch.bin").is_file() {
-        dir.to_path_buf()
+    let nested = dir.join("cifar-10-batches-bin");
+    let base: PathBuf = if !dir.join("test_batch.bin").is_file() && nested.is_dir() {
+        nested
     } else {
-        dir.join("cifar-10-batches-bin")
+        dir.to_path_buf()
     };
-    let missing = |path: PathBuf| DataError::Missing {
-        path,
-        hint: "download the CIFAR-10 binary version and pass its folder with --data-dir".into(),
-    };
+    let missing: Vec<&str> = CIFAR10_FILES
+        .iter()
+        .copied()
+        .filter(|f| !base.join(f).is_file())
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(DataError::Missing {
+            path: base.join(first),
+            hint: format!(
+                "the CIFAR-10 folder {} lacks {} of its 6 files ({}); it needs {} — the binary \
+                 version as distributed (cifar-10-binary.tar.gz); pass its folder with --data-dir",
+                base.display(),
+                missing.len(),
+                missing.join(", "),
+                CIFAR10_FILES.join(", ")
+            ),
+        });
+    }
     let mut train = empty();
-    for i in 1..=5 {
-        let p = base.join(format!("data_batch_{i}.bin"));
-        if !p.is_file() {
-            return Err(missing(p));
-        }
-        read_batch(&p, &mut train)?;
+    for name in &CIFAR10_FILES[..5] {
+        read_batch(&base.join(name), &mut train)?;
     }
     let mut test = empty();
-    let p = base.join("test_batch.bin");
-    if !p.is_file() {
-        return Err(missing(p));
-    }
-    read_batch(&p, &mut test)?;
+    read_batch(&base.join(CIFAR10_FILES[5]), &mut test)?;
     Ok(Split { train, test })
 }
 
@@ -105,5 +124,23 @@ mod tests {
             e.contains("test_batch.bin") && e.contains("truncated"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_partial_folder_names_what_is_missing_and_what_is_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["data_batch_1.bin", "data_batch_2.bin", "test_batch.bin"] {
+            std::fs::write(dir.path().join(name), [0u8; RECORD]).unwrap();
+        }
+        let e = load_cifar10(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("lacks 3 of its 6 files")
+                && e.contains("data_batch_3.bin, data_batch_4.bin, data_batch_5.bin")
+                && e.contains(&CIFAR10_FILES.join(", ")),
+            "{e}"
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let e = load_cifar10(empty.path()).unwrap_err().to_string();
+        assert!(e.contains("lacks 6 of its 6 files"), "{e}");
     }
 }

@@ -24,7 +24,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use batch::{Batch, Batches};
-pub use cifar::load_cifar10;
+pub use cifar::{CIFAR10_FILES, load_cifar10};
 pub use idx::{load_idx_pair, read_idx};
 
 /// Where Debian's `dataset-fashion-mnist` package installs Fashion-MNIST.

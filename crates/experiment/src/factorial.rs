@@ -38,6 +38,14 @@ pub struct Design {
     /// How often a design point is retried after its worker died or it failed.
     #[serde(default = "default_attempts")]
     pub max_attempts: usize,
+    /// Hyperparameter configurations every cell is run with (each `repetitions` times), e.g.
+    /// the paper's 16 random (lr, β1, β2) draws per cell; none: the base settings only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configurations: Vec<Params>,
+    /// Parameters recorded with each run but not applied to its training (the paper's code
+    /// logged a sampled β2 and trained with 0.999).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logged_only: Vec<String>,
 }
 
 fn default_attempts() -> usize {
@@ -63,6 +71,8 @@ impl Design {
             repetitions,
             seed,
             max_attempts: default_attempts(),
+            configurations: Vec::new(),
+            logged_only: Vec::new(),
         }
     }
 
@@ -106,14 +116,28 @@ impl Design {
                 })
                 .collect();
         }
+        let configurations: Vec<Params> = if self.configurations.is_empty() {
+            vec![Params::new()]
+        } else {
+            self.configurations.clone()
+        };
+        let reps = self.repetitions;
         let mut all: Vec<Params> = points
             .into_iter()
             .flat_map(|p| {
-                (0..self.repetitions).map(move |r| {
-                    let mut q = p.clone();
-                    q.insert("rep".into(), ParamValue::Int(r as i64));
-                    q
-                })
+                configurations
+                    .iter()
+                    .enumerate()
+                    .flat_map(move |(c, config)| {
+                        let p = p.clone();
+                        (0..reps).map(move |r| {
+                            let mut q = p.clone();
+                            q.extend(config.iter().map(|(k, v)| (k.clone(), v.clone())));
+                            // Distinct per (configuration, repetition): it seeds the weights.
+                            q.insert("rep".into(), ParamValue::Int((c * reps + r) as i64));
+                            q
+                        })
+                    })
             })
             .collect();
         all.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(self.seed));
@@ -189,7 +213,7 @@ pub fn run(
         let Some(trial) = storage.claim_waiting(study.id, worker, lease)? else {
             break;
         };
-        let outcome = run_one(storage, objective, &trial, worker, lease, interrupt);
+        let outcome = run_one(storage, objective, design, &trial, worker, lease, interrupt);
         storage.finish_trial(trial.id, &outcome)?;
         let trials = storage.trials(study.id)?;
         let done = trials
@@ -260,6 +284,7 @@ fn requeue_failed(
 fn run_one(
     storage: &dyn Storage,
     objective: &TrainObjective,
+    design: &Design,
     trial: &Trial,
     worker: &str,
     lease: Duration,
@@ -275,7 +300,11 @@ fn run_one(
             attrs,
         }
     };
-    let config = match objective.config_for(&trial.params) {
+    let mut applied = trial.params.clone();
+    for name in &design.logged_only {
+        applied.remove(name);
+    }
+    let config = match objective.config_for(&applied) {
         Ok(c) => c,
         Err(e) => return failed(e.to_string()),
     };
@@ -386,6 +415,34 @@ mod tests {
         distinct.sort_by_key(|x| format!("{x:?}"));
         distinct.dedup();
         assert_eq!(distinct.len(), 24);
+    }
+
+    #[test]
+    fn configurations_multiply_the_cells_and_get_distinct_repetitions() {
+        let mut d = Design::paper("f", 2, 7);
+        let config = |lr: f64| -> Params { [("lr".to_string(), ParamValue::Float(lr))].into() };
+        d.configurations = vec![config(1e-3), config(1e-4), config(5e-4)];
+        let p = d.points();
+        // 8 cells × 3 configurations × 2 repetitions.
+        assert_eq!(p.len(), 48);
+        let cell = |q: &Params| format!("{:?}{:?}{:?}", q["conv"], q["linear"], q["relu"]);
+        let first = cell(&p[0]);
+        let mut reps: Vec<i64> = p
+            .iter()
+            .filter(|q| cell(q) == first)
+            .map(|q| match q["rep"] {
+                ParamValue::Int(r) => r,
+                _ => -1,
+            })
+            .collect();
+        reps.sort();
+        assert_eq!(reps, (0..6).collect::<Vec<_>>());
+        assert_eq!(
+            p.iter()
+                .filter(|q| q["lr"] == ParamValue::Float(1e-4))
+                .count(),
+            16
+        );
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! - [`energy`]: which energy figure an analysis uses (the attributed one), what it is
 //!   (counter, estimated, mixed, not measured) and what a verdict may say on it.
 //! - [`strategies`]: tuning strategies as studies, compared by accuracy reached per joule.
+//! - [`procedure`]: the paper's procedures as its code ran them, or greenlab's, and every way a
+//!   run deviates from the paper's code.
+//! - [`recommend`]: which strategy reaches a target accuracy for the least energy, with
+//!   intervals and tests against the paper's Bayesian optimisation.
+//! - [`paper`]: the paper's published figures per dataset, read from its released files.
 //! - [`replicate`]: the paper's two studies at a preset's scale, with findings and a report.
 //!
 //! ```no_run
@@ -51,6 +56,9 @@ pub mod energy;
 mod error;
 pub mod factorial;
 pub mod objective;
+pub mod paper;
+pub mod procedure;
+pub mod recommend;
 pub mod replicate;
 pub mod strategies;
 

@@ -1,7 +1,11 @@
 //! Tuning strategies compared by accuracy reached per joule (the paper's RQ1).
 //!
-//! Each (network, strategy, repetition) is one durable study in the storage, named
-//! `<prefix>-<network>-<strategy>-r<rep>`; rerunning resumes the studies where they stopped.
+//! Each (network, strategy, search) is one durable study in the storage, named
+//! `<prefix>-<network>-<strategy>-r<search>`; rerunning resumes the studies where they stopped.
+//! A study tries `experiments` configurations, each trained `repeat` times in a row (the
+//! paper's repetitions: every training is a trial of its own). Its trials become `repeat`
+//! sequences — the r-th training of every configuration, in order — and every search's
+//! sequences together are the repetitions the comparison and its intervals run over.
 //! The comparison itself (best-so-far against cumulative energy, energy to reach 99 % of the
 //! best accuracy, significance) is `greenlab_stats::compare_strategies`.
 
@@ -15,108 +19,12 @@ use greenlab_stats::{
     CompareOptions, StrategyComparison, StrategyRuns, TrialPoint, compare_strategies,
 };
 use greenlab_tune::compare::lost_before_measuring;
-use greenlab_tune::config::{
-    ObjectiveKind, ObjectiveSpec, PrunerSpec, SamplerSpec, StopRules, StudyConfig,
-};
-use greenlab_tune::study::{RunOptions, Study};
+use greenlab_tune::config::{ObjectiveKind, ObjectiveSpec, SamplerSpec, StopRules, StudyConfig};
+use greenlab_tune::study::{ObjectiveFunction, RunOptions, Study, was_interrupted};
 use greenlab_tune::{Direction, Distribution, Objective, Storage, Trial, TrialEnergy, TrialState};
 
 use crate::ExperimentError;
-use crate::objective::TrainObjective;
-
-/// A strategy: a label for reports and the sampler that implements it.
-#[derive(Clone, Debug)]
-pub struct Strategy {
-    /// `grid`, `random`, `bayesian (gp-pi)`, ...
-    pub label: String,
-    /// Sampler name as in study configs.
-    pub sampler: String,
-    /// Sampler options.
-    pub options: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Strategy {
-    /// The paper's three strategies: grid, random, and Bayesian optimisation with a Gaussian
-    /// process and probability of improvement.
-    ///
-    /// `gp_startup` trials are drawn quasi-randomly before the Gaussian process takes over.
-    pub fn paper(grid_levels: u64, gp_startup: u64) -> Vec<Strategy> {
-        let mut grid = serde_json::Map::new();
-        grid.insert("levels".into(), serde_json::json!(grid_levels));
-        let mut gp = serde_json::Map::new();
-        gp.insert("n_startup".into(), serde_json::json!(gp_startup));
-        gp.insert(
-            "acquisition".into(),
-            serde_json::json!({"kind": "probability_of_improvement", "xi": 0.01}),
-        );
-        vec![
-            Strategy {
-                label: "grid".into(),
-                sampler: "grid".into(),
-                options: grid,
-            },
-            Strategy {
-                label: "random".into(),
-                sampler: "random".into(),
-                options: serde_json::Map::new(),
-            },
-            Strategy {
-                label: "bayesian".into(),
-                sampler: "gp".into(),
-                options: gp,
-            },
-        ]
-    }
-}
-
-/// The paper's search space: lr ∈ [1e-5, 1e-1] (log), β1 ∈ [0.1, 1), β2 ∈ [0.8, 1); the
-/// 5-parameter variant adds ε ∈ [1e-9, 1e-6] (log) and weight decay ∈ [0, 1e-3].
-pub fn paper_space(five_params: bool) -> BTreeMap<String, Distribution> {
-    let mut s = BTreeMap::new();
-    s.insert(
-        "lr".into(),
-        Distribution::Float {
-            low: 1e-5,
-            high: 1e-1,
-            log: true,
-        },
-    );
-    s.insert(
-        "beta1".into(),
-        Distribution::Float {
-            low: 0.1,
-            high: 0.999,
-            log: false,
-        },
-    );
-    s.insert(
-        "beta2".into(),
-        Distribution::Float {
-            low: 0.8,
-            high: 0.9999,
-            log: false,
-        },
-    );
-    if five_params {
-        s.insert(
-            "eps".into(),
-            Distribution::Float {
-                low: 1e-9,
-                high: 1e-6,
-                log: true,
-            },
-        );
-        s.insert(
-            "weight_decay".into(),
-            Distribution::Float {
-                low: 0.0,
-                high: 1e-3,
-                log: false,
-            },
-        );
-    }
-    s
-}
+use crate::procedure::StrategySpec;
 
 /// The plan for one network.
 pub struct Plan<'a> {
@@ -125,11 +33,13 @@ pub struct Plan<'a> {
     /// Network label used in study names (`simple-cnn`, ...).
     pub network: &'a str,
     /// Strategies to compare.
-    pub strategies: &'a [Strategy],
-    /// Repetitions (seeds) per strategy.
-    pub repetitions: usize,
-    /// Trials per study.
-    pub trials: u64,
+    pub strategies: &'a [StrategySpec],
+    /// Independent searches (seeds) per strategy.
+    pub searches: usize,
+    /// Configurations per search.
+    pub experiments: u64,
+    /// Trainings per configuration, each its own trial (the paper: 8).
+    pub repeat: u64,
     /// Search space.
     pub space: BTreeMap<String, Distribution>,
 }
@@ -148,46 +58,58 @@ pub struct Runs {
 /// Runs (or resumes) every study of the plan, returning per strategy the trial sequences.
 /// Setting `options.cancel` (Ctrl-C in the cli) stops after the trial in progress and returns
 /// [`ExperimentError::Interrupted`].
+///
+/// `identity` is the training settings stored with every study (a rerun with other settings is
+/// refused rather than mixed in).
 pub fn run(
     storage: &Arc<dyn Storage>,
     plan: &Plan<'_>,
-    objective: Arc<TrainObjective>,
+    objective: Arc<dyn ObjectiveFunction>,
+    identity: &serde_json::Map<String, serde_json::Value>,
     options: &RunOptions,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<Runs, ExperimentError> {
     let mut out = Vec::new();
     let mut provenances = Vec::new();
     let mut unknown: Option<String> = None;
-    let total = plan.strategies.len() * plan.repetitions;
+    let total = plan.strategies.len() * plan.searches;
     let mut done = 0;
     for strategy in plan.strategies {
         let mut reps = Vec::new();
-        for rep in 0..plan.repetitions {
-            let name = format!(
-                "{}-{}-{}-r{rep}",
-                plan.prefix, plan.network, strategy.sampler
-            );
+        for rep in 0..plan.searches {
+            let name = format!("{}-{}-{}-r{rep}", plan.prefix, plan.network, strategy.key);
+            let mut sampler_options = strategy.sampler.options.clone();
+            if plan.repeat > 1 {
+                sampler_options.insert("repeat".into(), serde_json::json!(plan.repeat));
+            }
+            let mut objectives = vec![Objective {
+                metric: "accuracy".into(),
+                direction: Direction::Maximize,
+            }];
+            if strategy.energy_objective {
+                objectives.push(Objective {
+                    metric: "energy".into(),
+                    direction: Direction::Minimize,
+                });
+            }
             let config = StudyConfig {
                 name: name.clone(),
                 space: plan.space.clone(),
-                objectives: vec![Objective {
-                    metric: "accuracy".into(),
-                    direction: Direction::Maximize,
-                }],
+                objectives,
                 sampler: SamplerSpec {
-                    name: strategy.sampler.clone(),
+                    name: strategy.sampler.name.clone(),
                     seed: rep as u64 + 1,
-                    options: strategy.options.clone(),
+                    options: sampler_options,
                 },
-                pruner: PrunerSpec::default(),
+                pruner: strategy.pruner.clone(),
                 stop: StopRules {
-                    n_trials: Some(plan.trials),
+                    n_trials: Some(plan.experiments * plan.repeat),
                     ..StopRules::default()
                 },
                 objective: ObjectiveSpec {
                     kind: ObjectiveKind::Train,
                     command: Vec::new(),
-                    options: objective.identity(),
+                    options: identity.clone(),
                     timeout: None,
                 },
             };
@@ -212,8 +134,8 @@ pub fn run(
                     .as_ref()
                     .map_or(Provenance::NotMeasured, TrialEnergy::provenance)
             }));
-            match sequence(&trials) {
-                Ok(points) => reps.push(points),
+            match sequences(&trials, plan.repeat) {
+                Ok(seqs) => reps.extend(seqs),
                 Err(why) => {
                     unknown.get_or_insert(format!("study {name}: {why}"));
                     reps.push(Vec::new());
@@ -282,6 +204,37 @@ pub fn sequence(trials: &[Trial]) -> Result<Vec<TrialPoint>, String> {
     Ok(out)
 }
 
+/// A study's trials as `repeat` sequences: sequence `r` holds the `r`-th training of every
+/// configuration (in the order configurations first appear), each turned into points by
+/// [`sequence`]. A trial stopped by an interrupt is left out (it ran again under the same
+/// configuration). With `repeat` ≤ 1 this is `[sequence(trials)]`; an unknown energy anywhere
+/// makes it an error (see [`sequence`]).
+pub fn sequences(trials: &[Trial], repeat: u64) -> Result<Vec<Vec<TrialPoint>>, String> {
+    if repeat <= 1 {
+        return Ok(vec![sequence(trials)?]);
+    }
+    let mut ordered: Vec<&Trial> = trials.iter().filter(|t| !was_interrupted(t)).collect();
+    ordered.sort_by_key(|t| t.number);
+    let mut configurations: Vec<(&greenlab_tune::Params, usize)> = Vec::new();
+    let mut buckets: Vec<Vec<Trial>> = vec![Vec::new(); repeat as usize];
+    for t in ordered {
+        let index = match configurations.iter_mut().find(|(p, _)| **p == t.params) {
+            Some((_, n)) => {
+                *n += 1;
+                *n - 1
+            }
+            None => {
+                configurations.push((&t.params, 1));
+                0
+            }
+        };
+        if let Some(bucket) = buckets.get_mut(index) {
+            bucket.push(t.clone());
+        }
+    }
+    buckets.iter().map(|b| sequence(b)).collect()
+}
+
 /// Compares the strategies of one network; refused (with the reason, starting with
 /// [`crate::energy::NOT_MEASURED`]) when a trial's energy is unknown.
 pub fn compare(runs: &Runs) -> Result<StrategyComparison, String> {
@@ -289,6 +242,44 @@ pub fn compare(runs: &Runs) -> Result<StrategyComparison, String> {
         return Err(why.clone());
     }
     compare_strategies(&runs.strategies, CompareOptions::default()).map_err(|e| e.to_string())
+}
+
+/// Compares the strategies of one network against a target a strategy can actually reach:
+/// `target`, or else 99 % of the best *median* best accuracy of any strategy (the best over
+/// repetitions would be one lucky repetition that the others cannot match, so no strategy
+/// would reach it in most of its repetitions).
+pub fn compare_reachable(runs: &Runs, target: Option<f64>) -> Result<StrategyComparison, String> {
+    let target = match target {
+        Some(t) => t,
+        None => {
+            let first = compare(runs)?;
+            // A repetition that succeeded nowhere ranks below every accuracy.
+            let best_median = first
+                .strategies
+                .iter()
+                .map(|s| {
+                    let best: Vec<f64> = s
+                        .best_accuracy
+                        .iter()
+                        .map(|a| if a.is_nan() { f64::NEG_INFINITY } else { *a })
+                        .collect();
+                    greenlab_stats::describe::median(&best)
+                })
+                .fold(f64::NEG_INFINITY, f64::max);
+            if !best_median.is_finite() {
+                return Ok(first);
+            }
+            0.99 * best_median
+        }
+    };
+    compare_strategies(
+        &runs.strategies,
+        CompareOptions {
+            target_accuracy: Some(target),
+            ..CompareOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Report blocks for one network's comparison.
@@ -347,10 +338,18 @@ pub fn section(
         "reached target",
         "energy to target (median)",
     ])
-    .with_caption(format!(
-        "Target: {:.2} % test accuracy = 99 % of the best seen",
-        100.0 * c.target_accuracy
-    ));
+    .with_caption(match c.options.target_accuracy {
+        None => format!(
+            "Target: {:.2} % test accuracy = {:.0} % of the best seen",
+            100.0 * c.target_accuracy,
+            100.0 * c.options.target_fraction
+        ),
+        Some(_) => format!(
+            "Target: {:.2} % test accuracy (the best seen: {:.2} %)",
+            100.0 * c.target_accuracy,
+            100.0 * c.best_accuracy
+        ),
+    });
     for st in &c.strategies {
         let med = |v: &[f64]| greenlab_stats::describe::median(v);
         t.push_row([

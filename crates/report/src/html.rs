@@ -198,15 +198,38 @@ fn describe(block: &Block, index: usize) -> String {
     }
 }
 
+/// Renders a section's (or the lead's) blocks; errors name the section and the block.
+fn blocks_html(out: &mut String, heading: &str, blocks: &[Block]) -> Result<(), ReportError> {
+    for (index, block) in blocks.iter().enumerate() {
+        block_html(out, block).map_err(|error| match error {
+            PlotError::Invalid(reason) => ReportError::InvalidBlock {
+                section: heading.to_string(),
+                block: describe(block, index),
+                reason,
+            },
+            PlotError::Drawing(message) => ReportError::Plot {
+                block: describe(block, index),
+                message,
+            },
+        })?;
+    }
+    Ok(())
+}
+
 /// Checks what the renderers cannot guess: table rows as wide as their header.
 pub(crate) fn validate_tables(report: &Report) -> Result<(), ReportError> {
-    for section in &report.sections {
-        for (index, block) in section.blocks.iter().enumerate() {
+    let lead = std::iter::once(("lead", report.lead.as_slice()));
+    let sections = report
+        .sections
+        .iter()
+        .map(|s| (s.heading.as_str(), s.blocks.as_slice()));
+    for (heading, blocks) in lead.chain(sections) {
+        for (index, block) in blocks.iter().enumerate() {
             if let Block::Table(table) = block {
                 for (row_index, row) in table.rows.iter().enumerate() {
                     if row.len() != table.header.len() {
                         return Err(ReportError::InvalidBlock {
-                            section: section.heading.clone(),
+                            section: heading.to_string(),
                             block: describe(block, index),
                             reason: format!(
                                 "row {} has {} cells but the header has {} columns; \
@@ -261,6 +284,11 @@ pub(crate) fn render(report: &Report) -> Result<String, ReportError> {
         let _ = writeln!(out, r#"<p class="subtitle">{}</p>"#, escape(subtitle));
     }
     out.push_str("</header>\n");
+    if !report.lead.is_empty() {
+        out.push_str("<section class=\"card lead\" id=\"lead\">\n");
+        blocks_html(&mut out, "lead", &report.lead)?;
+        out.push_str("</section>\n");
+    }
 
     let findings: Vec<(usize, &Finding)> = report
         .sections
@@ -323,19 +351,7 @@ pub(crate) fn render(report: &Report) -> Result<String, ReportError> {
             "<section class=\"card\" id=\"{id}\">\n<h2>{}</h2>\n",
             escape(&section.heading)
         );
-        for (index, block) in section.blocks.iter().enumerate() {
-            block_html(&mut out, block).map_err(|error| match error {
-                PlotError::Invalid(reason) => ReportError::InvalidBlock {
-                    section: section.heading.clone(),
-                    block: describe(block, index),
-                    reason,
-                },
-                PlotError::Drawing(message) => ReportError::Plot {
-                    block: describe(block, index),
-                    message,
-                },
-            })?;
-        }
+        blocks_html(&mut out, &section.heading, &section.blocks)?;
         out.push_str("</section>\n");
     }
     out.push_str(
@@ -416,6 +432,27 @@ mod tests {
             html.matches("http://").count(),
             html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
         );
+    }
+
+    #[test]
+    fn the_lead_comes_before_the_findings_and_the_sections() {
+        let mut report = example::report();
+        report.push_lead(Block::Paragraph("Use TPE with median pruning.".into()));
+        let html = render(&report).unwrap();
+        let lead = html.find("Use TPE with median pruning.").unwrap();
+        assert!(lead < html.find("findings-at-a-glance").unwrap());
+        assert!(lead < html.find("<nav class=\"toc\"").unwrap());
+        let md = crate::render_markdown(&report);
+        assert!(
+            md.find("Use TPE with median pruning.").unwrap()
+                < md.find("## Findings at a glance").unwrap()
+        );
+        let json = crate::render_json(&report).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.lead, report.lead);
+        let without: Report =
+            serde_json::from_str(&crate::render_json(&example::report()).unwrap()).unwrap();
+        assert!(without.lead.is_empty(), "older documents have no lead");
     }
 
     #[test]

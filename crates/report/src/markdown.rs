@@ -227,6 +227,9 @@ pub(crate) fn render(report: &Report) -> String {
     if let Some(subtitle) = &report.subtitle {
         let _ = writeln!(out, "_{}_\n", escape(subtitle));
     }
+    for block in &report.lead {
+        block_markdown(&mut out, block);
+    }
     let findings: Vec<_> = report.findings().collect();
     if !findings.is_empty() {
         out.push_str("## Findings at a glance\n\n");

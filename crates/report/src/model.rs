@@ -13,6 +13,10 @@ pub struct Report {
     pub title: String,
     /// One line under the title, e.g. the preset, machine and date.
     pub subtitle: Option<String>,
+    /// The answer a reader came for, shown first, above the findings and the sections (for
+    /// instance which strategy to use); empty for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lead: Vec<Block>,
     /// Sections in reading order; each becomes a card in HTML.
     pub sections: Vec<Section>,
 }
@@ -23,8 +27,14 @@ impl Report {
         Self {
             title: title.into(),
             subtitle: None,
+            lead: Vec::new(),
             sections: Vec::new(),
         }
+    }
+
+    /// Appends a block to the lead, the answer shown first.
+    pub fn push_lead(&mut self, block: impl Into<Block>) {
+        self.lead.push(block.into());
     }
 
     /// Sets the subtitle (builder style).

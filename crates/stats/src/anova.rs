@@ -38,8 +38,12 @@ pub struct AnovaRow {
     pub f: f64,
     /// Upper-tail probability of `f` under F(df, residual df).
     pub p: f64,
-    /// η² = SS_effect / SS_total (type III sums need not add up to SS_total when unbalanced).
+    /// η² = SS_effect / SS_total, the corrected total sum of squares (type III sums need not
+    /// add up to SS_total when unbalanced). See [`EtaSquared`].
     pub eta_sq: f64,
+    /// η² as JASP computes it for type III tables: SS_effect / (the sum of the table's sums of
+    /// squares, residual included). Equal to [`eta_sq`](Self::eta_sq) in balanced designs.
+    pub eta_sq_jasp: f64,
     /// Partial η² = SS_effect / (SS_effect + SS_residual).
     pub partial_eta_sq: f64,
 }
@@ -72,6 +76,60 @@ pub struct AnovaTable {
     pub cells: usize,
     /// Whether every cell has the same number of observations.
     pub balanced: bool,
+}
+
+/// Which η² a report shows. The two differ only in unbalanced designs (for instance after
+/// failed runs), where type III sums of squares do not add up to the total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EtaSquared {
+    /// JASP's (the paper's tool): SS_effect / Σ of the table's type III SS incl. residual.
+    #[default]
+    Jasp,
+    /// SS_effect / corrected total SS, Σ (y − ȳ)².
+    CorrectedTotal,
+}
+
+impl EtaSquared {
+    /// A row's η² by this definition.
+    pub fn of(self, row: &AnovaRow) -> f64 {
+        match self {
+            EtaSquared::Jasp => row.eta_sq_jasp,
+            EtaSquared::CorrectedTotal => row.eta_sq,
+        }
+    }
+
+    /// The definition in words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EtaSquared::Jasp => {
+                "η² as JASP computes it: SS_effect / sum of the type III table's SS including the residual"
+            }
+            EtaSquared::CorrectedTotal => "η² = SS_effect / corrected total SS",
+        }
+    }
+}
+
+impl std::fmt::Display for EtaSquared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EtaSquared::Jasp => "jasp",
+            EtaSquared::CorrectedTotal => "total",
+        })
+    }
+}
+
+impl std::str::FromStr for EtaSquared {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "jasp" => Ok(EtaSquared::Jasp),
+            "total" | "corrected-total" => Ok(EtaSquared::CorrectedTotal),
+            other => Err(format!(
+                "unknown η² definition {other:?}; use jasp or total"
+            )),
+        }
+    }
 }
 
 impl AnovaTable {
@@ -169,9 +227,14 @@ pub fn anova(response: &[f64], factors: &[Factor]) -> Result<AnovaTable> {
                 f,
                 p,
                 eta_sq: ss / sst,
+                eta_sq_jasp: f64::NAN,
                 partial_eta_sq: ss / (ss + sse),
             });
         }
+    }
+    let table_ss = rows.iter().map(|r| r.sum_sq).sum::<f64>() + sse;
+    for r in &mut rows {
+        r.eta_sq_jasp = r.sum_sq / table_ss;
     }
     Ok(AnovaTable {
         factors: factors.iter().map(|f| f.name().to_string()).collect(),

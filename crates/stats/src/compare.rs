@@ -38,6 +38,8 @@ pub struct StrategyRuns {
 pub struct CompareOptions {
     /// Target accuracy as a fraction of the best accuracy seen by any run (paper: 0.99).
     pub target_fraction: f64,
+    /// An absolute target accuracy; when set it replaces `target_fraction` × the best.
+    pub target_accuracy: Option<f64>,
     /// Points of the common energy grid (from 0 to the largest total energy of any run).
     pub grid_points: usize,
     /// Lower and upper quantiles of the band around the median curve.
@@ -50,6 +52,7 @@ impl Default for CompareOptions {
     fn default() -> Self {
         CompareOptions {
             target_fraction: 0.99,
+            target_accuracy: None,
             grid_points: 100,
             band: (0.25, 0.75),
             alpha: 0.05,
@@ -164,6 +167,13 @@ fn validate(strategies: &[StrategyRuns], opts: &CompareOptions) -> Result<()> {
             got: 0,
         });
     }
+    if let Some(t) = opts.target_accuracy
+        && !t.is_finite()
+    {
+        return Err(StatsError::InvalidArgument(format!(
+            "target accuracy {t} must be a finite number"
+        )));
+    }
     if !(opts.target_fraction > 0.0 && opts.target_fraction <= 1.0) {
         return Err(StatsError::InvalidArgument(format!(
             "target fraction {} must lie in (0, 1], e.g. 0.99",
@@ -245,7 +255,9 @@ pub fn compare_strategies(
             got: 0,
         });
     }
-    let target = opts.target_fraction * best_accuracy;
+    let target = opts
+        .target_accuracy
+        .unwrap_or(opts.target_fraction * best_accuracy);
     let max_energy = all_trials()
         .map(|t| t.cumulative_energy_j)
         .fold(0.0, f64::max);
@@ -375,11 +387,14 @@ fn statement(
     test: Option<&SignificanceTest>,
     opts: &CompareOptions,
 ) -> String {
-    let target_txt = format!(
-        "{:.0} % of the best accuracy ({})",
-        100.0 * opts.target_fraction,
-        percent(best)
-    );
+    let target_txt = match opts.target_accuracy {
+        Some(t) => format!("{} accuracy", percent(t)),
+        None => format!(
+            "{:.0} % of the best accuracy ({})",
+            100.0 * opts.target_fraction,
+            percent(best)
+        ),
+    };
     // Rank strategies by median energy to target (misses last).
     let mut order: Vec<&StrategySummary> = summaries.iter().collect();
     order.sort_by(|a, b| {
@@ -532,6 +547,29 @@ mod tests {
             c.statement
         );
         assert!(c.statement.contains("significant at"));
+    }
+
+    #[test]
+    fn an_absolute_target_replaces_the_fraction_of_the_best() {
+        let opts = CompareOptions {
+            target_accuracy: Some(0.8),
+            ..CompareOptions::default()
+        };
+        let c = compare_strategies(&strategies(), opts).unwrap();
+        assert_eq!(c.target_accuracy, 0.8);
+        // bayes first reaches 0.8 at its second trial, random at its third.
+        assert_eq!(c.strategies[0].energy_to_target_j[0], Some(200.0));
+        assert_eq!(c.strategies[1].energy_to_target_j[0], Some(350.0));
+        assert!(
+            c.statement.contains("reached 80.0 % accuracy"),
+            "{}",
+            c.statement
+        );
+        let bad = CompareOptions {
+            target_accuracy: Some(f64::NAN),
+            ..CompareOptions::default()
+        };
+        assert!(compare_strategies(&strategies(), bad).is_err());
     }
 
     #[test]

@@ -84,6 +84,10 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * p.clamp(0.0, 1.0);
     let lo = h.floor() as usize;
     let hi = h.ceil() as usize;
+    // Equal neighbours need no interpolation (and two infinities must not give ∞ − ∞ = NaN).
+    if sorted[lo] == sorted[hi] {
+        return sorted[lo];
+    }
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
@@ -122,8 +126,41 @@ pub fn bootstrap_interval(
     confidence: f64,
     seed: u64,
 ) -> Result<BootstrapInterval> {
-    check_confidence(confidence)?;
     check_finite("bootstrap sample", values)?;
+    resample(values, statistic, resamples, confidence, seed)
+}
+
+/// Percentile bootstrap interval of the median of a sample that may hold infinities: censored
+/// values such as "never reached the target" (+∞) or "nothing finished yet" (−∞), which rank
+/// beyond every finite value. The estimate or a bound is infinite where more than half of the
+/// (re)sample is. Seeded (ChaCha8), like [`bootstrap_interval`].
+///
+/// # Errors
+/// Fewer than two values, a NaN, zero resamples, or a bad confidence level.
+pub fn bootstrap_median_interval(
+    values: &[f64],
+    resamples: usize,
+    confidence: f64,
+    seed: u64,
+) -> Result<BootstrapInterval> {
+    if let Some(index) = values.iter().position(|v| v.is_nan()) {
+        return Err(StatsError::NonFinite {
+            what: "bootstrap sample".into(),
+            index,
+            value: f64::NAN,
+        });
+    }
+    resample(values, median, resamples, confidence, seed)
+}
+
+fn resample(
+    values: &[f64],
+    statistic: impl Fn(&[f64]) -> f64,
+    resamples: usize,
+    confidence: f64,
+    seed: u64,
+) -> Result<BootstrapInterval> {
+    check_confidence(confidence)?;
     if values.len() < 2 {
         return Err(StatsError::TooFewObservations {
             what: "a bootstrap interval",
@@ -166,6 +203,24 @@ pub fn mean(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_interval_keeps_misses_as_infinity() {
+        // Two of five never reached the target: the median is finite, the upper bound is not.
+        let v = [10.0, 12.0, 14.0, f64::INFINITY, f64::INFINITY];
+        let b = bootstrap_median_interval(&v, 2000, 0.95, 1).unwrap();
+        assert_eq!(b.estimate, 14.0);
+        assert_eq!(b.lower, 10.0);
+        assert!(b.upper.is_infinite());
+        let all = bootstrap_median_interval(&[f64::INFINITY; 3], 100, 0.95, 1).unwrap();
+        assert!(all.estimate.is_infinite() && all.lower.is_infinite());
+        assert_eq!(median(&[f64::INFINITY, f64::INFINITY]), f64::INFINITY);
+        assert!(bootstrap_median_interval(&[1.0, f64::NAN], 10, 0.95, 1).is_err());
+        assert!(
+            bootstrap_interval(&v, mean, 10, 0.95, 1).is_err(),
+            "a mean needs finite values"
+        );
+    }
 
     #[test]
     fn quantiles_interpolate_like_numpy() {

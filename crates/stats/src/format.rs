@@ -317,11 +317,17 @@ pub fn comparison_table(c: &StrategyComparison) -> String {
                 .map_or("not reached".into(), energy),
         ]);
     }
+    let how = match c.options.target_accuracy {
+        Some(_) => format!("set; the best was {}", percent(c.best_accuracy)),
+        None => format!(
+            "{:.0} % of the best, {}",
+            100.0 * c.options.target_fraction,
+            percent(c.best_accuracy)
+        ),
+    };
     format!(
-        "target accuracy: {} ({:.0} % of the best, {})\n{}\n{}\n",
+        "target accuracy: {} ({how})\n{}\n{}\n",
         percent(c.target_accuracy),
-        100.0 * c.options.target_fraction,
-        percent(c.best_accuracy),
         tt.render(),
         c.statement
     )

@@ -37,13 +37,14 @@ pub mod srange;
 pub mod table;
 pub mod tukey;
 
-pub use anova::{AnovaRow, AnovaTable, ResidualRow, anova};
+pub use anova::{AnovaRow, AnovaTable, EtaSquared, ResidualRow, anova};
 pub use compare::{
     BestSoFarBand, CompareOptions, SignificanceTest, StrategyComparison, StrategyRuns,
     StrategySummary, TrialPoint, compare_strategies,
 };
 pub use describe::{
-    BootstrapInterval, MeanInterval, bootstrap_interval, cell_means, mean_interval,
+    BootstrapInterval, MeanInterval, bootstrap_interval, bootstrap_median_interval, cell_means,
+    mean_interval,
 };
 pub use design::{Factor, Group, group_by};
 pub use error::{Result, StatsError};

@@ -75,6 +75,19 @@ fn check_dataset(name: &str) {
                 row.eta_sq,
                 num(&want["sum_sq"]) / total,
             );
+            // Both definitions against the values the fixture script computed from
+            // statsmodels' table (they differ on the unbalanced design).
+            close(
+                &format!("{what} eta_sq_jasp"),
+                row.eta_sq_jasp,
+                num(&want["eta_sq_jasp"]),
+            );
+            close(
+                &format!("{what} eta_sq_total"),
+                greenlab_stats::EtaSquared::CorrectedTotal.of(row),
+                num(&want["eta_sq_total"]),
+            );
+            assert_eq!(greenlab_stats::EtaSquared::Jasp.of(row), row.eta_sq_jasp);
             close(
                 &format!("{what} partial_eta_sq"),
                 row.partial_eta_sq,

@@ -97,6 +97,12 @@ pub struct TrainConfig {
     pub limit_train: Option<usize>,
     /// Evaluate on a seeded random subset of this many test examples.
     pub limit_test: Option<usize>,
+    /// Train every epoch on one batch order, shuffled once with this seed, instead of a fresh
+    /// order every epoch seeded by `seed` (the paper's code turned its shuffled loader into a
+    /// list once, so every epoch of every run saw the same batches). The training subset, if
+    /// any, is drawn with it too, so runs with other `seed`s differ only in their weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_batch_order: Option<u64>,
 }
 
 impl Default for TrainConfig {
@@ -116,6 +122,7 @@ impl Default for TrainConfig {
             seed: 1,
             limit_train: None,
             limit_test: None,
+            fixed_batch_order: None,
         }
     }
 }

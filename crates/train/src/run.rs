@@ -97,7 +97,12 @@ pub fn train_with(
     observer: &mut dyn Observer,
 ) -> Result<TrainResult, TrainError> {
     config.validate()?;
-    let train_set = subset(&split.train, config.limit_train, config.seed, "training")?;
+    let train_set = subset(
+        &split.train,
+        config.limit_train,
+        config.fixed_batch_order.unwrap_or(config.seed),
+        "training",
+    )?;
     let test_set = subset(
         &split.test,
         config.limit_test,
@@ -136,10 +141,12 @@ pub fn train_with(
     let mut status = RunStatus::Completed;
     let mut batch = Batch::default();
     for epoch in 1..=config.epochs {
-        let shuffle = config
-            .seed
-            .wrapping_mul(0x9E37_79B9)
-            .wrapping_add(epoch as u64);
+        let shuffle = config.fixed_batch_order.unwrap_or_else(|| {
+            config
+                .seed
+                .wrapping_mul(0x9E37_79B9)
+                .wrapping_add(epoch as u64)
+        });
         let mut batches = Batches::new(&train_set, config.batch_size, Some(shuffle));
         let pass = if resident {
             run.train_epoch_resident(epoch, &batches, observer)?

@@ -51,7 +51,17 @@ use crate::trial::{Direction, Objective};
 
 /// Names accepted in `[sampler] name`.
 pub const SAMPLERS: &[&str] = &[
-    "grid", "random", "halton", "sobol", "quasi", "gp", "tpe", "parego", "nsga2",
+    "grid",
+    "random",
+    "halton",
+    "sobol",
+    "quasi",
+    "gp",
+    "tpe",
+    "parego",
+    "nsga2",
+    "paper-grid",
+    "paper-gp",
 ];
 
 /// Names accepted in `[pruner] name`.
@@ -295,7 +305,7 @@ impl StudyConfig {
         }
         build_sampler(&self.sampler)?;
         build_pruner(&self.pruner)?;
-        let grid_ends = self.sampler.name == "grid";
+        let grid_ends = matches!(self.sampler.name.as_str(), "grid" | "paper-grid");
         if self.stop.is_empty() && !grid_ends {
             return Err(TuneError::InvalidConfig(
                 "the study has no stopping rule; set [stop] n_trials, timeout, energy_budget or \
@@ -370,8 +380,25 @@ impl Default for GridOptions {
 pub struct NoOptions {}
 
 /// Builds the sampler a `[sampler]` section names. Adding a sampler is one match arm here
-/// and one entry in [`SAMPLERS`].
+/// and one entry in [`SAMPLERS`]. Every sampler also takes `repeat = k`: each configuration it
+/// suggests then runs as `k` consecutive trials ([`RepeatSampler`](crate::sampler::repeat)).
 pub fn build_sampler(spec: &SamplerSpec) -> Result<Box<dyn Sampler>, TuneError> {
+    if let Some(times) = spec.options.get("repeat") {
+        let times = times.as_u64().filter(|&k| k >= 1).ok_or_else(|| {
+            TuneError::InvalidConfig(format!(
+                "sampler {:?}: repeat must be a whole number of at least 1, got {times}",
+                spec.name
+            ))
+        })?;
+        let mut inner = spec.clone();
+        inner.options.remove("repeat");
+        let inner = build_sampler(&inner)?;
+        return Ok(if times == 1 {
+            inner
+        } else {
+            Box::new(crate::sampler::repeat::RepeatSampler::new(inner, times))
+        });
+    }
     let name = spec.name.as_str();
     let opts = &spec.options;
     Ok(match name {
@@ -413,6 +440,14 @@ pub fn build_sampler(spec: &SamplerSpec) -> Result<Box<dyn Sampler>, TuneError> 
             o.validate()?;
             Box::new(crate::sampler::nsga2::Nsga2Sampler::new(spec.seed, o))
         }
+        "paper-grid" => Box::new(crate::sampler::paper::PaperGridSampler::new(
+            spec.seed,
+            options_into("sampler", name, opts)?,
+        )),
+        "paper-gp" => Box::new(crate::sampler::paper::PaperGpSampler::new(
+            spec.seed,
+            options_into("sampler", name, opts)?,
+        )),
         other => {
             return Err(TuneError::InvalidConfig(format!(
                 "unknown sampler {other:?}; known samplers: {}",

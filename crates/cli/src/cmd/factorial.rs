@@ -106,6 +106,8 @@ fn load_design(args: &Args) -> anyhow::Result<(Design, TrainSettings)> {
                 repetitions: file.repetitions,
                 seed: file.seed,
                 max_attempts: 2,
+                configurations: Vec::new(),
+                logged_only: Vec::new(),
             };
             Ok((design, file.training))
         }

@@ -1,5 +1,5 @@
-//! `greenlab replicate`: both of the paper's studies on real Fashion-MNIST, with a verdict per
-//! finding, in one resumable command. The studies, their analysis and the verdicts are
+//! `greenlab replicate`: both of the paper's studies on real Fashion-MNIST or CIFAR-10, under the
+//! paper's procedures or greenlab's, with a verdict per finding, in one resumable command. The studies, their analysis and the verdicts are
 //! `greenlab_experiment::replicate`; this module parses the arguments, builds the engine, meter
 //! and storage, prints progress and writes the files.
 
@@ -11,19 +11,40 @@ use std::time::Instant;
 use crate::meters::MeterArgs;
 use anyhow::Context;
 use greenlab_data::{DEFAULT_FASHION_MNIST_DIR, DatasetKind};
+use greenlab_experiment::procedure::Procedure;
 use greenlab_experiment::replicate::{
-    Overrides, Preset, Progress, Results, Setup, build_report, energy_provenance, plan_text,
-    run_rq1, run_rq2,
+    Overrides, Preset, Progress, Results, Rq1, Setup, build_report, calibrate, energy_provenance,
+    paper_network, plan_text, run_rq1, run_rq2,
 };
 use greenlab_report::{Report, render_html, render_json, render_markdown, write_atomically};
+use greenlab_stats::EtaSquared;
 
 /// Arguments of `greenlab replicate`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// `quick`: subsets of the data, 1 epoch, few trials (minutes on 2 CPU cores);
-    /// `paper`: the paper's scale (full data, 25 epochs in RQ2; meant for a GPU).
+    /// `quick`: subsets of the data, 2 epochs in RQ1 and 1 in RQ2, few configurations
+    /// (minutes on 2 CPU cores); `paper`: the paper's design (64 configurations × 8 trainings
+    /// × 3 networks per strategy, 25 epochs, full data; RQ2 3,072 runs).
     #[arg(long, default_value = "quick", value_parser = ["quick", "paper"])]
     preset: String,
+    /// `paper`: each procedure of the paper's code as it ran (linear-scale sampling, its grid
+    /// rule, scikit-learn's default GP with PI over 10,000 candidates, 8 trainings per
+    /// configuration as separate observations, one fixed batch order, β2 trained as 0.999);
+    /// `greenlab`: greenlab's improved procedures.
+    #[arg(long, default_value = "greenlab", value_parser = ["paper", "greenlab"])]
+    procedure: String,
+    /// With `--procedure paper`: train with the sampled β2 (the paper's code sampled it but
+    /// trained every run with 0.999).
+    #[arg(long)]
+    paper_beta2_as_sampled: bool,
+    /// Dataset: `fashion-mnist` (IDX files) or `cifar10` (the binary batches as distributed).
+    #[arg(long, default_value = "fashion-mnist", value_parser = ["fashion-mnist", "cifar10"])]
+    dataset: String,
+    /// Folder with the dataset's files (default for Fashion-MNIST: Debian's
+    /// dataset-fashion-mnist folder; CIFAR-10 needs it: data_batch_1.bin … data_batch_5.bin and
+    /// test_batch.bin).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Training engine.
     #[arg(long, default_value = "burn")]
     engine: String,
@@ -39,18 +60,16 @@ pub struct Args {
     /// Output folder (report, results, database).
     #[arg(long, default_value = "runs/replicate")]
     out: PathBuf,
-    /// Folder with Fashion-MNIST's IDX files.
-    #[arg(long, default_value = DEFAULT_FASHION_MNIST_DIR)]
-    data_dir: PathBuf,
     #[command(flatten)]
     meter: MeterArgs,
     /// Run only one of the studies.
     #[arg(long, value_parser = ["rq1", "rq2"])]
     only: Option<String>,
-    /// Override the preset's repetitions (seeds) of every strategy and design cell.
+    /// Override the preset's repetitions: RQ1 trainings per configuration under the paper's
+    /// procedure, independent searches under greenlab's; RQ2 runs per configuration and cell.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     repetitions: Option<u64>,
-    /// Override the preset's trials per tuning study.
+    /// Override the preset's RQ1 configurations per search (the paper's "experiments").
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     trials: Option<u64>,
     /// Override the preset's number of training images per run.
@@ -62,9 +81,51 @@ pub struct Args {
     /// RQ1 over the paper's 5-parameter space (lr, β1, β2, ε, weight decay) instead of 3.
     #[arg(long)]
     five_params: bool,
-    /// Print what the run would train (studies, trials, epochs, images) and exit.
+    /// RQ1's networks, comma-separated (default: the paper's three: dense-poly, dense-linear,
+    /// simple-cnn).
+    #[arg(long, value_delimiter = ',')]
+    networks: Option<Vec<String>>,
+    /// RQ1 with the paper's three strategies only (no energy-aware strategies beside them).
+    #[arg(long)]
+    paper_strategies_only: bool,
+    /// η² in the findings: `jasp` (the paper's tool: SS / sum of the type III table's SS incl.
+    /// residual) or `total` (SS / corrected total SS); they differ in unbalanced designs.
+    #[arg(long, default_value = "jasp", value_parser = ["jasp", "total"])]
+    eta_squared: String,
+    /// RQ1's target test accuracy (a fraction, e.g. 0.85) for "which strategy reaches it for
+    /// the least energy"; default: 99 % of the best median best accuracy of any strategy.
+    #[arg(long)]
+    target_accuracy: Option<f64>,
+    /// Print what the run would train and how long it would take here (a short calibration of
+    /// the engine on synthetic images of the dataset's shape), and exit.
     #[arg(long)]
     plan: bool,
+    /// Batches per network the plan's calibration trains.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    calibration_batches: u64,
+}
+
+fn procedure(args: &Args) -> anyhow::Result<Procedure> {
+    match args.procedure.as_str() {
+        "paper" => Ok(Procedure::Paper {
+            beta2_as_sampled: args.paper_beta2_as_sampled,
+        }),
+        _ if args.paper_beta2_as_sampled => anyhow::bail!(
+            "--paper-beta2-as-sampled changes the paper's procedure; add --procedure paper"
+        ),
+        _ => Ok(Procedure::Greenlab),
+    }
+}
+
+fn data_dir(args: &Args, dataset: DatasetKind) -> anyhow::Result<PathBuf> {
+    match (&args.data_dir, dataset) {
+        (Some(d), _) => Ok(d.clone()),
+        (None, DatasetKind::Cifar10) => anyhow::bail!(
+            "--dataset cifar10 needs --data-dir: a folder with CIFAR-10's binary batches \
+             (data_batch_1.bin … data_batch_5.bin and test_batch.bin, from cifar-10-binary.tar.gz)"
+        ),
+        (None, _) => Ok(PathBuf::from(DEFAULT_FASHION_MNIST_DIR)),
+    }
 }
 
 fn storage_url(args: &Args) -> String {
@@ -76,18 +137,54 @@ fn storage_url(args: &Args) -> String {
 /// Runs `greenlab replicate`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let mut preset = Preset::named(&args.preset);
+    let dataset: DatasetKind = args
+        .dataset
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--dataset: {e}"))?;
+    let mut preset = Preset::new(&args.preset, procedure(&args)?, dataset);
     preset.apply(&Overrides {
         repetitions: args.repetitions.map(|r| r as usize),
         trials: args.trials,
         limit_train: args.limit_train.map(|n| n as usize),
         epochs: args.epochs.map(|e| e as usize),
         five_params: args.five_params,
+        paper_strategies_only: args.paper_strategies_only,
+        networks: args
+            .networks
+            .as_ref()
+            .map(|names| names.iter().map(|n| paper_network(n)).collect())
+            .transpose()
+            .context("--networks")?,
+        target_accuracy: match args.target_accuracy {
+            Some(t) if !(t > 0.0 && t <= 1.0) => {
+                anyhow::bail!("--target-accuracy {t} must be a fraction in (0, 1], e.g. 0.85")
+            }
+            t => t,
+        },
+        eta_squared: Some(
+            args.eta_squared
+                .parse::<EtaSquared>()
+                .map_err(|e| anyhow::anyhow!("--eta-squared: {e}"))?,
+        ),
     });
+    let only = args.only.as_deref();
     if args.plan {
-        print!("{}", plan_text(&preset, args.only.as_deref()));
+        let engine = crate::engines::make_engine(&args.engine, &args.device, args.threads)?;
+        eprintln!(
+            "calibrating the {} engine on synthetic {} images ...",
+            args.engine, dataset
+        );
+        let calibration = calibrate(
+            engine.as_ref(),
+            &preset,
+            only,
+            args.calibration_batches as usize,
+        )
+        .context("calibrating the engine for the time estimate")?;
+        print!("{}", plan_text(&preset, only, Some(&calibration)));
         return Ok(ExitCode::SUCCESS);
     }
+    let data_dir = data_dir(&args, dataset)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     write_atomically(
@@ -95,9 +192,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         serde_json::to_string_pretty(&preset)?,
     )?;
     let split = Arc::new(
-        greenlab_data::load(DatasetKind::FashionMnist, &args.data_dir).context(
-            "loading Fashion-MNIST (install it with `apt-get install dataset-fashion-mnist`)",
-        )?,
+        greenlab_data::load(dataset, &data_dir)
+            .with_context(|| format!("loading {dataset} from {}", data_dir.display()))?,
     );
     let engine: Arc<dyn greenlab_engine::Engine> = Arc::from(crate::engines::make_engine(
         &args.engine,
@@ -125,7 +221,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let setup = Setup {
         engine: args.engine.clone(),
         device: args.device.clone(),
-        data_dir: args.data_dir.clone(),
+        data_dir,
         trainer: engine,
         split,
         tracker: tracker.clone(),
@@ -150,12 +246,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             started.elapsed().as_secs_f64()
         ),
     };
-    let rq1 = if args.only.as_deref() != Some("rq2") {
+    let rq1 = if only != Some("rq2") {
         run_rq1(&setup, &preset, &mut progress)?
     } else {
-        Vec::new()
+        Rq1::default()
     };
-    let rq2 = if args.only.as_deref() != Some("rq1") {
+    let rq2 = if only != Some("rq1") {
         let worker = format!("replicate-{}", std::process::id());
         Some(run_rq2(&setup, &preset, &worker, &mut progress)?)
     } else {
@@ -166,6 +262,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = build_report(
         &preset,
         &setup,
+        only,
         &rq1,
         rq2.as_ref(),
         provenance,
@@ -176,7 +273,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         preset: &preset,
         energy_provenance: provenance,
         meter: described.clone(),
-        rq1,
+        rq1: rq1.paper.clone(),
+        rq1_strategies: rq1.networks.clone(),
         rq2,
     };
     write_atomically(
@@ -184,6 +282,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         serde_json::to_string_pretty(&results)?,
     )?;
     write_reports(&report, &args.out)?;
+    // The answer first: which strategy reaches the target for the least energy.
+    for n in &rq1.networks {
+        if let Some(r) = &n.recommendation {
+            println!("{}", r.sentence);
+        }
+    }
     for (_, f) in report.findings() {
         println!("[{}] {} — {}", f.verdict_line(), f.claim, f.evidence);
     }

@@ -196,6 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         limit_train: args.limit_train,
         limit_test: args.limit_test,
+        fixed_batch_order: None,
     };
     config.validate()?;
     let (shape, classes) = dataset_shape(dataset);

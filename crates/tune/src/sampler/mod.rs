@@ -2,14 +2,17 @@
 //!
 //! `grid`, `random` and `quasi` (Halton, scrambled Sobol) live here; the model-based and
 //! evolutionary samplers (Gaussian-process BO, TPE, and for several objectives ParEGO and
-//! NSGA-II) live in their own modules beside them.
+//! NSGA-II) live in their own modules beside them, as do the paper's own grid and GP-PI
+//! ([`paper`]) and the repetition of configurations ([`repeat`]).
 
 pub mod gp;
 pub mod grid;
 pub mod multi;
 pub mod nsga2;
+pub mod paper;
 pub mod quasi;
 pub mod random;
+pub mod repeat;
 pub mod rng;
 pub mod tpe;
 
