@@ -235,7 +235,7 @@ impl BurnTrainer {
                 .unwrap_or(0);
             let steps: Vec<Step<'_>> = model.blocks[..last]
                 .iter()
-                .map(|b| Step::Block(b))
+                .map(Step::Block)
                 .collect();
             let (f, b, _) = self.time_prefixes(&steps, batch)?;
             Some((f, b))

@@ -338,7 +338,8 @@ fn the_slurm_recipe_fills_a_postgres_study_and_reports_energy_per_node() {
         assert!(m["worker"].as_f64().unwrap() < 2.0, "two workers per node");
         let e = expected.entry(host.to_string()).or_default();
         e.0 += 1;
-        e.1 += t["energy"]["total"].as_f64().expect("energy");
+        // Per-host figures add up the energy attributed to each trial's process tree.
+        e.1 += t["energy"]["attributed"].as_f64().expect("energy");
     }
     let out = greenlab(&["study", "show", "--storage", &url, "--study", &study]);
     assert!(out.status.success(), "{}", text(&out.stderr));

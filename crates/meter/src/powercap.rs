@@ -31,6 +31,11 @@ pub struct PowercapOptions {
     /// The most power one zone can plausibly draw. Sets the poll period (no wrap missed) and
     /// the test for a counter that goes backwards.
     pub max_domain_power: Watts,
+    /// How long (real time) a counter may go without changing before the tracker counts it as
+    /// frozen ([`Meter::stall_after`]); `None` turns the check off (fakes whose counter moves
+    /// only when a test writes it). RAPL updates every millisecond and even an idle package
+    /// draws power, so the default is one second.
+    pub stall_after: Option<Duration>,
 }
 
 impl Default for PowercapOptions {
@@ -38,6 +43,7 @@ impl Default for PowercapOptions {
         PowercapOptions {
             prefer_psys: false,
             max_domain_power: Watts(1000.0),
+            stall_after: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -56,6 +62,7 @@ pub struct PowercapMeter {
     clock: Arc<dyn Clock>,
     max_power: Watts,
     poll: Duration,
+    stall_after: Option<Duration>,
 }
 
 /// A zone found in the tree, before selection.
@@ -126,8 +133,19 @@ impl PowercapMeter {
             clock,
             max_power: options.max_domain_power,
             poll,
+            stall_after: options.stall_after,
         })
     }
+}
+
+/// What one read does with a zone's counter.
+enum Step {
+    /// Counts the step from the last value (a wrap where the range says so).
+    Advance(u64),
+    /// The counter was reset: re-based on the new value, a gap counted.
+    Rebase(u64),
+    /// Left for the next read (the clock has not moved).
+    Defer,
 }
 
 /// Reads a counter file; permission denied becomes `Unsupported` with the fix.
@@ -311,6 +329,12 @@ impl Meter for PowercapMeter {
                 )
             })?;
             let dt = now.saturating_sub(z.last_read).as_secs_f64();
+            if dt == 0.0 && step.delta > 0 {
+                // The clock has not moved since the last read, so no wrap can be told from a
+                // reset: leave this value for the next read, which judges the whole interval.
+                steps.push(Step::Defer);
+                continue;
+            }
             // Energy the domain could have used since the last read, plus one microjoule of
             // rounding: more than that cannot be explained by one wrap.
             let possible_uj = self.max_power.0 * dt * 1e6 + 1.0;
@@ -335,17 +359,26 @@ impl Meter for PowercapMeter {
                     dt, wrap_s, self.max_power
                 ));
             }
-            steps.push((raw, reset));
+            steps.push(if reset {
+                Step::Rebase(raw)
+            } else {
+                Step::Advance(raw)
+            });
         }
         let mut domains = Vec::with_capacity(self.zones.len());
-        for (z, (raw, reset)) in self.zones.iter_mut().zip(steps) {
+        for (z, step) in self.zones.iter_mut().zip(steps) {
             // Both checked by peek above (the raw value lies in the range).
-            if reset {
-                let _ = z.counter.rebase(raw);
-            } else {
-                let _ = z.counter.advance(raw);
+            match step {
+                Step::Rebase(raw) => {
+                    let _ = z.counter.rebase(raw);
+                    z.last_read = now;
+                }
+                Step::Advance(raw) => {
+                    let _ = z.counter.advance(raw);
+                    z.last_read = now;
+                }
+                Step::Defer => {}
             }
-            z.last_read = now;
             domains.push(DomainReading {
                 energy: Joules(z.counter.total() as f64 * 1e-6),
                 source: Source::Counter,
@@ -366,9 +399,7 @@ impl Meter for PowercapMeter {
     }
 
     fn stall_after(&self) -> Option<Duration> {
-        // Every millisecond, and even an idle package draws power: a second without a change
-        // is a counter that stopped.
-        Some(Duration::from_secs(1))
+        self.stall_after
     }
 
     fn label(&self, index: usize) -> String {
@@ -462,6 +493,7 @@ mod tests {
         PowercapOptions {
             prefer_psys: false,
             max_domain_power: Watts(100.0),
+            ..PowercapOptions::default()
         }
     }
 

@@ -395,6 +395,7 @@ fn powercap_options(options: &MeterOptions) -> PowercapOptions {
     PowercapOptions {
         prefer_psys: options.prefer_psys,
         max_domain_power: options.max_domain_power,
+        ..PowercapOptions::default()
     }
 }
 

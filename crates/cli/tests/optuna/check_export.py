@@ -106,10 +106,17 @@ def main(db_path, json_path):
             and all(close(t.intermediate_values[s], v) for s, v in steps.items()),
             f"{where}: intermediate {t.intermediate_values} vs {steps}",
         )
-        energy = g["energy"]["total"] if g.get("energy") else None
+        # energy_j is the energy attributed to the trial's process tree; machine_energy_j the
+        # whole machine's over the same window.
+        energy = g["energy"]["attributed"] if g.get("energy") else None
         check(
             close(t.user_attrs.get("energy_j"), energy),
             f"{where}: energy_j {t.user_attrs.get('energy_j')} vs {energy}",
+        )
+        machine = g["energy"]["total"] if g.get("energy") else None
+        check(
+            close(t.user_attrs.get("machine_energy_j"), machine),
+            f"{where}: machine_energy_j {t.user_attrs.get('machine_energy_j')} vs {machine}",
         )
         if g.get("energy"):
             check(t.user_attrs.get("energy_source") is not None, f"{where}: no energy_source")
