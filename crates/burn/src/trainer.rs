@@ -233,10 +233,7 @@ impl BurnTrainer {
                 .map(|s| s.blocks().end)
                 .max()
                 .unwrap_or(0);
-            let steps: Vec<Step<'_>> = model.blocks[..last]
-                .iter()
-                .map(Step::Block)
-                .collect();
+            let steps: Vec<Step<'_>> = model.blocks[..last].iter().map(Step::Block).collect();
             let (f, b, _) = self.time_prefixes(&steps, batch)?;
             Some((f, b))
         } else {

@@ -369,3 +369,91 @@ fn the_paper_procedure_runs_every_strategy_on_a_tiny_cifar_set() {
         "{e}"
     );
 }
+
+/// The machine of the bug report, made worse: its only energy counter (a RAPL package) opens
+/// and never moves, and no estimate is possible (no procfs to read utilisation from). The main
+/// job still runs; no figure is 0 J, every energy verdict is "cannot judge" with the reason,
+/// and accuracy results are kept.
+#[test]
+fn replicate_without_a_working_energy_source_judges_nothing_on_energy() {
+    let data = tempfile::tempdir().unwrap();
+    tiny_dataset(data.path(), 128, 64);
+    let machine = tempfile::tempdir().unwrap();
+    let zone = machine.path().join("powercap/intel-rapl:0");
+    std::fs::create_dir_all(&zone).unwrap();
+    for (file, text) in [
+        ("name", "package-0\n"),
+        ("energy_uj", "123456\n"),
+        ("max_energy_range_uj", "262143328850\n"),
+    ] {
+        std::fs::write(zone.join(file), text).unwrap();
+    }
+    let no_proc = machine.path().join("proc");
+    std::fs::create_dir_all(&no_proc).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = greenlab(&[
+        "replicate",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--powercap-root",
+        machine.path().join("powercap").to_str().unwrap(),
+        "--perf-root",
+        machine.path().join("no-perf").to_str().unwrap(),
+        "--proc-root",
+        no_proc.to_str().unwrap(),
+        "--no-gpu",
+        "--probe-ms",
+        "50",
+        "--repetitions",
+        "2",
+        "--trials",
+        "2",
+        "--limit-train",
+        "128",
+        "--epochs",
+        "1",
+        "--paper-strategies-only",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(
+        err.contains("intel-rapl:0/energy_uj") && err.contains("did not change"),
+        "the dead counter is named and dropped: {err}"
+    );
+    assert!(err.contains("energy: NOT MEASURED"), "{err}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let findings: Vec<&str> = stdout.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(findings.len(), 4, "{stdout}");
+    for f in &findings {
+        assert!(
+            f.starts_with("[cannot judge: no energy measured]"),
+            "{f}\n{}",
+            std::fs::read_to_string(out.path().join("results.json")).unwrap()
+        );
+        assert!(!f.contains(" 0 J") && !f.contains("NaN"), "{f}");
+    }
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["energy_provenance"], "not_measured");
+    let db = out.path().join("greenlab.db");
+    let storage = greenlab_store::open(&format!("sqlite://{}", db.display())).unwrap();
+    let mut complete = 0;
+    for s in storage.list_studies().unwrap() {
+        for t in storage.trials(s.id).unwrap() {
+            if t.state == TrialState::Complete {
+                complete += 1;
+                assert!(t.values.is_some(), "accuracy is kept");
+                let e = t.energy.expect("the meter's account is stored");
+                assert_eq!(e.total, None, "{e:?}");
+                assert_eq!(e.attributed, None, "{e:?}");
+                assert!(e.unknown.is_some(), "with the reason: {e:?}");
+            }
+        }
+    }
+    assert!(complete > 0);
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("cannot judge") || html.contains("Cannot judge"));
+}

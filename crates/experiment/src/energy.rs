@@ -98,13 +98,8 @@ pub fn energy_finding(
     provenance: Provenance,
 ) -> Finding {
     match judged {
-        Err(why) => Finding::new(claim, Verdict::CannotJudge, why.clone()).qualified(
-            if why.starts_with(NOT_MEASURED) {
-                why
-            } else {
-                format!("{NOT_MEASURED}: {why}")
-            },
-        ),
+        // The line says that energy was not measured; the evidence says where and why.
+        Err(why) => Finding::new(claim, Verdict::CannotJudge, why).qualified(NOT_MEASURED),
         Ok((verdict, evidence)) => {
             let f = Finding::new(claim, verdict, evidence);
             match qualifier(provenance) {
@@ -201,12 +196,8 @@ mod tests {
             Provenance::NotMeasured,
         );
         assert_eq!(f.verdict, Verdict::CannotJudge);
-        assert!(
-            f.verdict_line()
-                .starts_with("cannot judge: no energy measured"),
-            "{}",
-            f.verdict_line()
-        );
+        assert_eq!(f.verdict_line(), "cannot judge: no energy measured");
+        assert!(f.evidence.contains("psys froze"), "{}", f.evidence);
         let f = energy_finding(
             "claim",
             Ok((Verdict::Reproduced, "η² = 0.97".into())),

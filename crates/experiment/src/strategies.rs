@@ -137,7 +137,7 @@ pub fn run(
             match sequences(&trials, plan.repeat) {
                 Ok(seqs) => reps.extend(seqs),
                 Err(why) => {
-                    unknown.get_or_insert(format!("study {name}: {why}"));
+                    unknown.get_or_insert(format!("{why} (study {name})"));
                     reps.push(Vec::new());
                 }
             }

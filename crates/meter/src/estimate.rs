@@ -171,14 +171,17 @@ impl CpuInfo {
     }
 }
 
-/// Jiffies from the aggregate `cpu` line of `/proc/stat`.
+/// Jiffies from the aggregate `cpu` line of `/proc/stat` (also the machine side of
+/// attribution, `process.rs`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct CpuTimes {
-    busy: u64,
-    total: u64,
+pub(crate) struct CpuTimes {
+    /// user, nice, system, irq, softirq (not idle, iowait or steal).
+    pub(crate) busy: u64,
+    /// busy + idle + iowait.
+    pub(crate) total: u64,
 }
 
-fn parse_stat(path: &Path, text: &str) -> Result<CpuTimes, MeterError> {
+pub(crate) fn parse_stat(path: &Path, text: &str) -> Result<CpuTimes, MeterError> {
     let line = text
         .lines()
         .find(|l| l.starts_with("cpu "))

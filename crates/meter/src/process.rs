@@ -75,7 +75,7 @@ impl ProcessTree {
     pub fn sample(&self) -> Result<ProcessSample, MeterError> {
         let stat = self.proc_root.join("stat");
         let text = std::fs::read_to_string(&stat).map_err(|e| MeterError::io(&stat, e))?;
-        let busy_ticks = machine_busy_ticks(&stat, &text)?;
+        let busy_ticks = crate::estimate::parse_stat(&stat, &text)?.busy;
         let mut pids = Vec::new();
         self.collect(self.pid, &mut pids, 0);
         let mut ticks = 0u64;
@@ -133,29 +133,6 @@ impl ProcessTree {
         let text = std::fs::read_to_string(path).ok()?;
         text.split_whitespace().nth(1)?.parse().ok()
     }
-}
-
-/// Busy jiffies of all CPUs from `/proc/stat` (user, nice, system, irq, softirq; not idle,
-/// iowait or steal).
-fn machine_busy_ticks(path: &Path, text: &str) -> Result<u64, MeterError> {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("cpu "))
-        .ok_or_else(|| MeterError::malformed(path, "no aggregate `cpu` line"))?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse::<u64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| MeterError::malformed(path, format!("non-numeric `cpu` line {line:?}")))?;
-    if fields.len() < 4 {
-        return Err(MeterError::malformed(
-            path,
-            "the `cpu` line has fewer than 4 fields",
-        ));
-    }
-    let get = |i: usize| fields.get(i).copied().unwrap_or(0);
-    Ok(get(0) + get(1) + get(2) + get(5) + get(6))
 }
 
 /// Fields 14–17 of `/proc/PID/stat` (after the command name, which may hold spaces and

@@ -95,16 +95,16 @@ impl FlatAdam {
         let bias1 = 1.0 - c.beta1.powi(self.step);
         let bias2 = 1.0 - c.beta2.powi(self.step);
         // m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²
-        self.exp_avg.f_lerp_(&grad, 1.0 - c.beta1)?;
+        let _ = self.exp_avg.f_lerp_(&grad, 1.0 - c.beta1)?;
         let squared = grad.f_mul(&grad)?;
-        self.exp_avg_sq.f_lerp_(&squared, 1.0 - c.beta2)?;
+        let _ = self.exp_avg_sq.f_lerp_(&squared, 1.0 - c.beta2)?;
         // p ← p − lr/bias1 · m / (√v / √bias2 + ε)
         let mut denom = self.exp_avg_sq.f_sqrt()?;
-        denom.f_div_scalar_(bias2.sqrt())?;
-        denom.f_add_scalar_(c.eps)?;
+        let _ = denom.f_div_scalar_(bias2.sqrt())?;
+        let _ = denom.f_add_scalar_(c.eps)?;
         let mut delta = self.exp_avg.f_div(&denom)?;
-        delta.f_mul_scalar_(c.lr / bias1)?;
-        self.flat.f_sub_(&delta)?;
+        let _ = delta.f_mul_scalar_(c.lr / bias1)?;
+        let _ = self.flat.f_sub_(&delta)?;
         Ok(())
     }
 }

@@ -225,7 +225,7 @@ impl TorchTrainer {
                 "no order for the resident data; call set_resident_order first".into(),
             ));
         };
-        let total = usize::try_from(order.numel()).unwrap_or(0);
+        let total = order.numel();
         if len == 0 || start + len > total {
             return Err(EngineError::Batch(format!(
                 "positions {start}..{} are outside the order of {total} examples",
@@ -239,13 +239,14 @@ impl TorchTrainer {
             let logits = net::forward(&self.ops, &images, true)?;
             let loss = cross_entropy(&logits, &labels)?;
             tch::no_grad(|| -> Result<(), TchError> {
-                r.loss_sum
+                let _ = r
+                    .loss_sum
                     .f_add_(&loss.f_detach()?.f_mul_scalar(len as f64)?)?;
                 let hits = logits
                     .f_argmax(-1, false)?
                     .f_eq_tensor(&labels)?
                     .f_sum(Kind::Int64)?;
-                r.correct.f_add_(&hits)?;
+                let _ = r.correct.f_add_(&hits)?;
                 Ok(())
             })?;
             Ok(loss)
@@ -479,11 +480,11 @@ impl Trainer for TorchTrainer {
         let Some(r) = self.resident.as_mut() else {
             return Err(not_resident());
         };
-        let read = || -> Result<(f64, i64), TchError> {
+        let mut read = || -> Result<(f64, i64), TchError> {
             let loss_sum = r.loss_sum.f_double_value(&[])?;
             let correct = r.correct.f_int64_value(&[])?;
-            r.loss_sum.f_zero_()?;
-            r.correct.f_zero_()?;
+            let _ = r.loss_sum.f_zero_()?;
+            let _ = r.correct.f_zero_()?;
             Ok((loss_sum, correct))
         };
         let (loss_sum, correct) = read().map_err(backend)?;
@@ -697,15 +698,40 @@ mod tests {
                     sb.loss
                 );
             }
-            let (wa, wb) = (all_weights(&a), all_weights(&b));
+            let wa = all_weights(&a);
             assert_ne!(
                 wa,
                 all_weights(&cnn(per_tensor, &adam)),
                 "the weights moved"
             );
-            for (x, y) in wa.iter().zip(&wb) {
-                assert!((x - y).abs() < 1e-5 * (1.0 + x.abs()), "{x} vs {y}");
+            // A convolution's bias right before batch norm does not reach the loss: its
+            // gradient is rounding noise, which Adam scales to steps of ±lr whose sign is
+            // noise too. Every parameter the loss reaches must agree.
+            let (va, vb) = (a.vars.trainable_variables(), b.vars.trainable_variables());
+            let mut compared = 0;
+            for (pa, pb) in va.iter().zip(&vb) {
+                let grad = pa.grad();
+                let reached = grad.defined() && grad.abs().max().double_value(&[]) > 1e-6;
+                if !reached {
+                    continue;
+                }
+                compared += 1;
+                let (x, y) = (
+                    Vec::<f32>::try_from(pa.flatten(0, -1)).unwrap(),
+                    Vec::<f32>::try_from(pb.flatten(0, -1)).unwrap(),
+                );
+                for (x, y) in x.iter().zip(&y) {
+                    assert!(
+                        (x - y).abs() < 1e-5 * (1.0 + x.abs()),
+                        "weight decay {weight_decay}: {x} vs {y}"
+                    );
+                }
             }
+            assert!(
+                compared + 1 >= va.len(),
+                "{compared} of {} compared",
+                va.len()
+            );
         }
     }
 

@@ -375,20 +375,7 @@ impl Run<'_> {
                 break;
             }
             if pass.3 % STEPS_PER_ENERGY_UPDATE == 0 {
-                let closed = self.tracker.end(chunk);
-                let reopened = self.tracker.begin(&format!("epoch-{epoch}-chunk"));
-                match (closed, reopened) {
-                    (Ok(m), Ok(id)) => {
-                        chunk_energy = chunk_energy.zip(m.attributed).map(|(a, b)| a + b);
-                        chunk = id;
-                    }
-                    (Err(e), reopened) => {
-                        let mut open = vec![window];
-                        open.extend(reopened.ok());
-                        return Err(self.meter_failure(&open, e));
-                    }
-                    (Ok(_), Err(e)) => return Err(self.meter_failure(&[window], e)),
-                }
+                self.next_chunk(epoch, window, &mut chunk, &mut chunk_energy)?;
             }
             let elapsed = start.elapsed().as_secs_f64();
             observer.on_step(&StepReport {
@@ -473,20 +460,7 @@ impl Run<'_> {
                     diverged_at = Some(done);
                     break;
                 }
-                let closed = self.tracker.end(chunk);
-                let reopened = self.tracker.begin(&format!("epoch-{epoch}-chunk"));
-                match (closed, reopened) {
-                    (Ok(m), Ok(id)) => {
-                        chunk_energy = chunk_energy.zip(m.attributed).map(|(a, b)| a + b);
-                        chunk = id;
-                    }
-                    (Err(e), reopened) => {
-                        let mut open = vec![window];
-                        open.extend(reopened.ok());
-                        return Err(self.meter_failure(&open, e));
-                    }
-                    (Ok(_), Err(e)) => return Err(self.meter_failure(&[window], e)),
-                }
+                self.next_chunk(epoch, window, &mut chunk, &mut chunk_energy)?;
             }
             let elapsed = start.elapsed().as_secs_f64();
             let seen = totals.examples.max(1) as f64;
@@ -523,6 +497,32 @@ impl Run<'_> {
             interrupted_at,
             measurement,
         })
+    }
+
+    /// Closes the progress chunk of an epoch and opens the next, adding the closed chunk's
+    /// attributed energy to `so_far` (unknown stays unknown).
+    fn next_chunk(
+        &self,
+        epoch: usize,
+        window: WindowId,
+        chunk: &mut WindowId,
+        so_far: &mut Option<Joules>,
+    ) -> Result<(), TrainError> {
+        let closed = self.tracker.end(*chunk);
+        let reopened = self.tracker.begin(&format!("epoch-{epoch}-chunk"));
+        match (closed, reopened) {
+            (Ok(m), Ok(id)) => {
+                *so_far = so_far.zip(m.attributed).map(|(a, b)| a + b);
+                *chunk = id;
+                Ok(())
+            }
+            (Err(e), reopened) => {
+                let mut open = vec![window];
+                open.extend(reopened.ok());
+                Err(self.meter_failure(&open, e))
+            }
+            (Ok(_), Err(e)) => Err(self.meter_failure(&[window], e)),
+        }
     }
 
     fn meter_failure(&self, open: &[WindowId], error: MeterError) -> TrainError {

@@ -210,7 +210,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(d, s)| format!("{d}: {s}"))
         .collect();
-    eprintln!("energy: {}", described.join(", "));
+    if described.is_empty() {
+        eprintln!(
+            "energy: NOT MEASURED (no source works here); training runs, energy figures and \
+             verdicts on energy will say so"
+        );
+    } else {
+        eprintln!("energy: {}", described.join(", "));
+    }
     let url = storage_url(&args);
     let storage: Arc<dyn greenlab_tune::Storage> = Arc::from(super::tune::open_storage(&url)?);
     eprintln!(
