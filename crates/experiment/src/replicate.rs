@@ -856,7 +856,8 @@ pub fn run_rq1(
                 .filter(|(_, s)| s.paper)
                 .map(|(r, _)| r.clone())
                 .collect(),
-            ..runs.clone()
+            provenance: runs.provenance,
+            unknown: runs.unknown.clone(),
         };
         rq1.paper.push(Rq1Paper {
             network: arch.to_string(),
